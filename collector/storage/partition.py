@@ -1,0 +1,351 @@
+"""A partition: an ordered log of batches split into segments.
+
+Offsets start at 0, are contiguous and never reused. Writes come from one thread (the store's
+committer); reads may come from any thread and only ever see batches up to ``durable_offset``,
+the end of what has been acknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from collector.storage.dedupe import HighWaterMarks, Verdict
+from collector.storage.segment import Segment
+from collector.storage.topic_config import TopicConfig
+from wharf import batch as wb
+from wharf.errors import CorruptBatch, InvalidArgument, OffsetOutOfRange
+
+log = logging.getLogger(__name__)
+
+
+def wall_clock_ms() -> int:
+    """Milliseconds since the epoch: the append time stamped on stored batches."""
+    return time.time_ns() // 1_000_000
+
+
+class AppendResult(msgspec.Struct, frozen=True):
+    """Outcome of one append. ``duplicate`` batches were stored before and are not stored again
+    (``base_offset`` is then -1); a partly duplicate batch is trimmed and ``record_count`` says
+    how many of its records were stored."""
+
+    partition: int
+    base_offset: int
+    record_count: int
+    duplicate: bool = False
+
+
+class PartitionInfo(msgspec.Struct, frozen=True):
+    """What ``describe`` reports for one partition."""
+
+    partition: int
+    start_offset: int
+    end_offset: int
+    bytes: int
+    segments: int
+    min_ts: int | None
+    max_ts: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRef:
+    """Where one batch lives, from the index alone (no I/O)."""
+
+    segment: Segment
+    entry: int
+    base_offset: int
+    count: int
+    min_ts: int
+    max_ts: int
+
+
+class Partition:
+    """One partition directory: ``<topic>/<n>/``."""
+
+    def __init__(
+        self,
+        directory: Path,
+        number: int,
+        config: TopicConfig,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self.dir = directory
+        self.clock_ms = clock_ms
+        self.number = number
+        self.config = config
+        self._lock = threading.Lock()  # guards the segment list against retention and rolls
+        self.segments: list[Segment] = []
+        self.marks = HighWaterMarks()
+        self.durable_offset = 0
+        self._dirty = False
+        self._open()
+
+    def __repr__(self) -> str:
+        return f"<Partition {self.dir} [{self.start_offset}, {self.end_offset})>"
+
+    # -- recovery -------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for tmp in self.dir.glob("*.tmp"):
+            tmp.unlink()
+        bases = sorted(int(p.stem) for p in self.dir.glob("*.seg") if p.stem.isdigit())
+        if not bases:
+            self.segments = [Segment.create(self.dir, 0)]
+            return
+        for base in bases[:-1]:
+            self.segments.append(Segment.open_sealed(self.dir, base))
+        self.segments.append(Segment.recover_active(self.dir, bases[-1]))
+        self._check_continuity()
+        self._replay_marks()
+        self.durable_offset = self.end_offset
+
+    def _check_continuity(self) -> None:
+        for prev, seg in zip(self.segments, self.segments[1:], strict=False):
+            if prev.next_offset != seg.base:
+                log.error(
+                    "%s: segment %s ends at offset %d but the next starts at %d",
+                    self.dir,
+                    prev.path.name,
+                    prev.next_offset,
+                    seg.base,
+                )
+
+    def _replay_marks(self) -> None:
+        """Rebuild dedupe marks: newest sealed snapshot, then the batches after it."""
+        start = 0
+        for i in range(len(self.segments) - 2, -1, -1):
+            snap = self.segments[i].load_snapshot()
+            if snap is not None:
+                self.marks = snap
+                start = i + 1
+                break
+        for seg in self.segments[start:]:
+            for b in seg.iter_spans():
+                self.marks.advance(b.header.producer_id, b.spans)
+
+    # -- offsets --------------------------------------------------------------------------
+
+    @property
+    def start_offset(self) -> int:
+        """First offset still stored."""
+        return self.segments[0].base
+
+    @property
+    def end_offset(self) -> int:
+        """Next offset to be written."""
+        return self.segments[-1].next_offset
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes of all segment files."""
+        return sum(s.size for s in self.segments)
+
+    # -- writing (committer thread only) ----------------------------------------------------
+
+    def append(self, data: bytes) -> AppendResult:
+        """Validate, dedupe, assign offsets and write one batch. Not yet durable: see ``sync``.
+
+        Raises ``CorruptBatch`` for bytes that are not a valid batch.
+        """
+        batch = wb.Batch(data)
+        producer = batch.header.producer_id
+        verdict = self.marks.verdict(producer, batch.spans)
+        if verdict is Verdict.DUPLICATE:
+            return AppendResult(self.number, -1, 0, duplicate=True)
+        if verdict is Verdict.PARTIAL:
+            trimmed = self._trim(batch)
+            if trimmed is None:
+                self.marks.advance(producer, batch.spans)
+                return AppendResult(self.number, -1, 0, duplicate=True)
+            data, batch = trimmed, wb.Batch(trimmed)
+        now_ms = self.clock_ms()
+        self._maybe_roll(len(data), now_ms)
+        active = self.segments[-1]
+        base = active.next_offset
+        stored = wb.with_offset(data, base, now_ms)
+        header = wb.read_header(stored)
+        active.append(stored, header)
+        self.marks.advance(producer, batch.spans)
+        self._dirty = True
+        return AppendResult(self.number, base, header.record_count)
+
+    def _trim(self, batch: wb.Batch) -> bytes | None:
+        """Rebuild ``batch`` without the records below their file's mark."""
+        producer = batch.header.producer_id
+        keep = [
+            r
+            for r in batch.records()
+            if not r.file_id or r.offset >= self.marks.mark_of(producer, r.file_id)
+        ]
+        if not keep:
+            return None
+        spans = [
+            wb.Span(s.file_id, max(s.start, self.marks.mark_of(producer, s.file_id)), s.end)
+            for s in batch.spans
+            if s.end > self.marks.mark_of(producer, s.file_id)
+        ]
+        return wb.build(
+            keep, producer_id=producer, producer_seq=batch.header.producer_seq, spans=spans
+        )
+
+    def _maybe_roll(self, incoming: int, now_ms: int) -> None:
+        active = self.segments[-1]
+        if not len(active.index):
+            return
+        too_big = active.size + incoming > self.config.segment_bytes
+        too_old = now_ms - active.first_append_ms >= self.config.segment_ms
+        if too_big or too_old:
+            self.roll()
+
+    def roll(self) -> None:
+        """Seal the active segment and start a new one at the current end offset."""
+        active = self.segments[-1]
+        if not len(active.index):
+            return
+        active.seal(self.marks)
+        fresh = Segment.create(self.dir, active.next_offset)
+        with self._lock:
+            self.segments.append(fresh)
+        self.durable_offset = max(self.durable_offset, active.next_offset)
+
+    def sync(self) -> None:
+        """Make every append so far durable and visible to readers."""
+        if self._dirty:
+            self.segments[-1].sync()
+            self._dirty = False
+        self.durable_offset = self.end_offset
+
+    def publish(self) -> None:
+        """Make appends visible without fsync (fsync policy "never")."""
+        self.durable_offset = self.end_offset
+
+    # -- retention ------------------------------------------------------------------------
+
+    def enforce_retention(self, now_ms: int) -> int:
+        """Delete whole oldest segments past retention time or size; return how many."""
+        cfg = self.config
+        active = self.segments[-1]
+        if (
+            cfg.retention_ms >= 0
+            and len(active.index)
+            and now_ms - active.last_append_ms > cfg.retention_ms
+        ):
+            self.roll()  # everything in the active segment expired: let it go too
+        doomed: list[Segment] = []
+        with self._lock:
+            total = sum(s.size for s in self.segments)
+            while len(self.segments) - len(doomed) > 1:
+                seg = self.segments[len(doomed)]
+                expired = cfg.retention_ms >= 0 and now_ms - seg.last_append_ms > cfg.retention_ms
+                oversize = cfg.retention_bytes >= 0 and total - seg.size >= cfg.retention_bytes
+                if not (expired or oversize):
+                    break
+                doomed.append(seg)
+                total -= seg.size
+            del self.segments[: len(doomed)]
+        for seg in doomed:
+            log.info("retention: deleting %s", seg.path)
+            seg.delete()
+        return len(doomed)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _check_offset(self, offset: int) -> None:
+        if offset < 0:
+            raise InvalidArgument(f"offset {offset} is negative")
+        start, end = self.start_offset, self.durable_offset
+        if offset < start:
+            raise OffsetOutOfRange(
+                f"offset {offset} of partition {self.number} was deleted by retention; "
+                f"the earliest is {start}"
+            )
+        if offset > end:
+            raise OffsetOutOfRange(
+                f"offset {offset} is past the end of partition {self.number} (end is {end})"
+            )
+
+    def refs(
+        self,
+        from_offset: int | None = None,
+        *,
+        min_ts: int | None = None,
+        max_ts: int | None = None,
+    ) -> Iterator[BatchRef]:
+        """Batches holding ``from_offset`` and later, skipping those outside ``[min_ts, max_ts]``
+        by the index alone. Only durable batches are returned."""
+        if from_offset is not None:
+            self._check_offset(from_offset)
+        end = self.durable_offset
+        with self._lock:
+            segments = list(self.segments)
+        for seg in segments:
+            idx = seg.index
+            n = len(idx)
+            if not n or seg.base >= end:
+                continue
+            if from_offset is not None and seg.next_offset <= from_offset:
+                continue
+            first = 0 if from_offset is None else max(0, idx.find(from_offset))
+            for e in range(first, n):
+                base = idx.base + idx.rel_offset[e]
+                if base >= end:
+                    return
+                lo, hi = idx.min_ts[e], idx.max_ts[e]
+                if (min_ts is not None and hi < min_ts) or (max_ts is not None and lo > max_ts):
+                    continue
+                yield BatchRef(seg, e, base, idx.count[e], lo, hi)
+
+    def read(self, offset: int, max_bytes: int = 1 << 20) -> list[wb.Batch]:
+        """Durable batches from the one holding ``offset``, up to about ``max_bytes`` (at least
+        one batch when any exists). The first batch may start before ``offset``."""
+        out: list[wb.Batch] = []
+        size = 0
+        for ref in self.refs(offset):
+            b = ref.segment.batch_at(ref.entry)
+            out.append(b)
+            size += b.header.size
+            if size >= max_bytes:
+                break
+        return out
+
+    def offset_for_time(self, ts: int) -> int:
+        """First offset whose record ts is >= ``ts``; the end offset if there is none."""
+        for ref in self.refs(min_ts=ts):
+            try:
+                stamps = ref.segment.batch_at(ref.entry).timestamps()
+            except CorruptBatch as exc:
+                log.error("offset_for_time: %s", exc)
+                continue
+            for i, t in enumerate(stamps):
+                if t >= ts:
+                    return ref.base_offset + i
+        return self.durable_offset
+
+    def info(self) -> PartitionInfo:
+        """Offsets, size and time span."""
+        with self._lock:
+            segments = list(self.segments)
+        lows = [min(s.index.min_ts) for s in segments if len(s.index)]
+        highs = [max(s.index.max_ts) for s in segments if len(s.index)]
+        return PartitionInfo(
+            partition=self.number,
+            start_offset=segments[0].base,
+            end_offset=self.durable_offset,
+            bytes=sum(s.size for s in segments),
+            segments=len(segments),
+            min_ts=min(lows) if lows else None,
+            max_ts=max(highs) if highs else None,
+        )
+
+    def close(self) -> None:
+        """Sync and close every segment."""
+        self.sync()
+        for seg in self.segments:
+            seg.close()

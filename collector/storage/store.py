@@ -1,0 +1,341 @@
+"""The embedded store: topics of partitions under one data directory, with group commit.
+
+    DATA/topics/<topic>/topic.toml
+    DATA/topics/<topic>/<partition>/<base-offset:020d>.{seg,idx,hwm}
+
+All writes go through one committer thread. It takes every append queued since its last turn,
+writes them, makes them durable with one fdatasync per touched partition, and only then
+resolves their futures: many producers share each fsync (group commit), and an acknowledged
+batch is on disk. Reads run in any thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from enum import Enum
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+from collector.storage.partition import AppendResult, Partition, PartitionInfo, wall_clock_ms
+from collector.storage.topic_config import TopicConfig
+from wharf import batch as wb
+from wharf.errors import (
+    InvalidArgument,
+    StoreClosed,
+    TopicExists,
+    UnknownTopic,
+    WharfError,
+)
+from wharf.topics import validate_topic
+
+log = logging.getLogger(__name__)
+
+# One committer turn writes at most this much before it syncs and acks: bounds the latency a
+# burst can add to the first batch of the turn.
+_MAX_TURN_BYTES: Final = 64 << 20
+
+
+class Fsync(Enum):
+    """When an append becomes durable, and so when it is acknowledged."""
+
+    ALWAYS = "always"  # fdatasync before every ack (shared by all appends of one turn)
+    INTERVAL = "interval"  # fdatasync at most every ``fsync_interval_ms``; acks wait for it
+    NEVER = "never"  # ack after write(): survives a process crash, not a power cut
+
+
+class TopicInfo(msgspec.Struct, frozen=True):
+    """A topic's settings and partitions."""
+
+    name: str
+    config: TopicConfig
+    partitions: list[PartitionInfo]
+
+
+class _Topic:
+    __slots__ = ("config", "dir", "name", "partitions")
+
+    def __init__(
+        self, directory: Path, name: str, config: TopicConfig, clock_ms: Callable[[], int]
+    ) -> None:
+        self.dir = directory
+        self.name = name
+        self.config = config
+        self.partitions = [
+            Partition(directory / str(i), i, config, clock_ms) for i in range(config.partitions)
+        ]
+
+
+class _Task:
+    """Work for the committer thread other than an append (flush, retention, roll)."""
+
+    __slots__ = ("fn", "future")
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self.fn = fn
+        self.future: Future[object] = Future()
+
+
+_Work = tuple[Partition, bytes, "Future[AppendResult]"] | _Task
+
+
+class Store:
+    """Open with ``Store(data_dir)``; close with ``close()`` (or use it as a context manager)."""
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        *,
+        fsync: Fsync | str = Fsync.ALWAYS,
+        fsync_interval_ms: int = 5,
+        default_config: TopicConfig | None = None,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.fsync = Fsync(fsync)
+        if fsync_interval_ms < 0:
+            raise InvalidArgument(f"fsync_interval_ms must be >= 0, got {fsync_interval_ms}")
+        self.fsync_interval = fsync_interval_ms / 1000
+        self.default_config = default_config or TopicConfig()
+        self.clock_ms = clock_ms
+        self._topics: dict[str, _Topic] = {}
+        self._topics_lock = threading.Lock()
+        self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
+        self._closed = False
+        (self.data_dir / "topics").mkdir(parents=True, exist_ok=True)
+        for tdir in sorted((self.data_dir / "topics").iterdir()):
+            if tdir.is_dir() and (tdir / "topic.toml").exists():
+                name = validate_topic(tdir.name)
+                self._topics[name] = _Topic(
+                    tdir, name, TopicConfig.load(tdir / "topic.toml"), clock_ms
+                )
+        self._committer = threading.Thread(target=self._run, name="wharf-committer", daemon=True)
+        self._committer.start()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- topics ---------------------------------------------------------------------------
+
+    def create_topic(self, name: str, config: TopicConfig | None = None) -> TopicInfo:
+        """Create a topic; ``TopicExists`` if it is there already."""
+        validate_topic(name)
+        config = config or self.default_config
+        with self._topics_lock:
+            if name in self._topics:
+                raise TopicExists(f"topic {name!r} exists already")
+            tdir = self.data_dir / "topics" / name
+            tdir.mkdir(parents=True, exist_ok=True)
+            config.save(tdir / "topic.toml")
+            self._topics[name] = _Topic(tdir, name, config, self.clock_ms)
+        return self.describe(name)
+
+    def ensure_topic(self, name: str) -> TopicConfig:
+        """The topic's config, creating it with defaults on first use."""
+        try:
+            return self._topic(name).config
+        except UnknownTopic:
+            try:
+                return self.create_topic(name).config
+            except TopicExists:
+                return self._topic(name).config
+
+    def delete_topic(self, name: str) -> None:
+        """Remove a topic and all its data (after in-flight appends finish)."""
+        with self._topics_lock:
+            topic = self._topics.pop(validate_topic(name), None)
+        if topic is None:
+            raise UnknownTopic(f"no topic {name!r}")
+        self.flush()
+        for p in topic.partitions:
+            p.close()
+        shutil.rmtree(topic.dir)
+
+    def topics(self) -> list[str]:
+        """Topic names, sorted."""
+        return sorted(self._topics)
+
+    def _topic(self, name: str) -> _Topic:
+        validate_topic(name)
+        try:
+            return self._topics[name]
+        except KeyError:
+            raise UnknownTopic(f"no topic {name!r}") from None
+
+    def partition(self, topic: str, partition: int) -> Partition:
+        """The partition object (for readers)."""
+        t = self._topic(topic)
+        if not 0 <= partition < len(t.partitions):
+            raise InvalidArgument(
+                f"topic {topic!r} has partitions 0..{len(t.partitions) - 1}, not {partition}"
+            )
+        return t.partitions[partition]
+
+    def partitions(self, topic: str) -> list[Partition]:
+        """All partitions of a topic."""
+        return list(self._topic(topic).partitions)
+
+    def describe(self, topic: str) -> TopicInfo:
+        """Settings and per-partition offsets, sizes and time spans."""
+        t = self._topic(topic)
+        return TopicInfo(t.name, t.config, [p.info() for p in t.partitions])
+
+    # -- writing --------------------------------------------------------------------------
+
+    def submit(self, topic: str, partition: int, data: bytes) -> Future[AppendResult]:
+        """Queue one batch; the future resolves once it is durable (per the fsync policy)."""
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        fut: Future[AppendResult] = Future()
+        self._queue.put((self.partition(topic, partition), data, fut))
+        return fut
+
+    def append(self, topic: str, partition: int, data: bytes) -> AppendResult:
+        """Append one batch and wait until it is durable."""
+        return self.submit(topic, partition, data).result()
+
+    def flush(self) -> None:
+        """Wait until everything submitted so far is durable."""
+        self.run_in_committer(lambda: None)
+
+    def run_in_committer(self, fn: Callable[[], object]) -> object:
+        """Run ``fn`` on the committer thread, after everything queued before it is durable."""
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        task = _Task(fn)
+        self._queue.put(task)
+        return task.future.result()
+
+    def _run(self) -> None:
+        last_sync = time.monotonic()
+        while True:
+            item = self._queue.get()
+            if item is None:
+                self._sync_all()
+                return
+            turn: list[_Work] = [item]
+            size = 0 if isinstance(item, _Task) else len(item[1])
+            deadline = last_sync + self.fsync_interval if self.fsync is Fsync.INTERVAL else 0.0
+            stop = False
+            while size < _MAX_TURN_BYTES and not isinstance(item, _Task):
+                try:
+                    timeout = deadline - time.monotonic()
+                    nxt = (
+                        self._queue.get(timeout=timeout)
+                        if timeout > 0
+                        else self._queue.get_nowait()
+                    )
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                turn.append(nxt)
+                if isinstance(nxt, _Task):
+                    break  # a task sees everything before it durable: end the turn here
+                size += len(nxt[1])
+            self._commit(turn)
+            last_sync = time.monotonic()
+            if stop:
+                self._sync_all()
+                return
+
+    def _commit(self, turn: list[_Work]) -> None:
+        touched: dict[int, Partition] = {}
+        results: list[tuple[Future[AppendResult], AppendResult | BaseException]] = []
+        task: _Task | None = None
+        last = turn[-1]
+        if isinstance(last, _Task):
+            task = last
+            turn.pop()
+        for work in turn:
+            assert not isinstance(work, _Task)
+            part, data, fut = work
+            try:
+                results.append((fut, part.append(data)))
+                touched[id(part)] = part
+            except WharfError as exc:
+                results.append((fut, exc))
+            except Exception as exc:  # an I/O error: fail this append, keep serving others
+                log.exception("append to %s failed", part)
+                results.append((fut, exc))
+        try:
+            for part in touched.values():
+                if self.fsync is Fsync.NEVER:
+                    part.publish()
+                else:
+                    part.sync()
+        except OSError as exc:
+            log.exception("fsync failed")
+            results = [(f, exc) for f, _ in results]
+        for fut, res in results:
+            if isinstance(res, BaseException):
+                fut.set_exception(res)
+            else:
+                fut.set_result(res)
+        if task is not None:
+            try:
+                task.future.set_result(task.fn())
+            except BaseException as exc:
+                task.future.set_exception(exc)
+
+    def _sync_all(self) -> None:
+        for topic in list(self._topics.values()):
+            for p in topic.partitions:
+                p.sync()
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    def enforce_retention(self, now_ms: int | None = None) -> int:
+        """Apply every topic's retention; return the number of segments deleted.
+
+        Runs through the committer so it never races an append on the same partition.
+        """
+        now = self.clock_ms() if now_ms is None else now_ms
+
+        def apply() -> int:
+            return sum(
+                p.enforce_retention(now)
+                for topic in list(self._topics.values())
+                for p in topic.partitions
+            )
+
+        deleted = self.run_in_committer(apply)
+        assert isinstance(deleted, int)
+        return deleted
+
+    def close(self) -> None:
+        """Drain queued appends, sync, and close every file."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._committer.join()
+        for topic in self._topics.values():
+            for p in topic.partitions:
+                p.close()
+
+    def read(
+        self, topic: str, partition: int, offset: int, max_bytes: int = 1 << 20
+    ) -> list[wb.Batch]:
+        """Durable batches from the one holding ``offset``."""
+        return self.partition(topic, partition).read(offset, max_bytes)
+
+    def offset_for_time(self, topic: str, partition: int, ts: int) -> int:
+        """First offset at or after ``ts`` (ns) in one partition."""
+        return self.partition(topic, partition).offset_for_time(ts)
+
+    def iter_topics(self) -> Iterator[TopicInfo]:
+        """``describe`` of every topic."""
+        for name in self.topics():
+            yield self.describe(name)

@@ -1,0 +1,22 @@
+"""The ``wharf`` command line. Thin: each command calls library code; only CLI code uses rich."""
+
+from __future__ import annotations
+
+import typer
+
+from wharf.cli import collector_cmd, topics_cmd
+
+app = typer.Typer(
+    name="wharf",
+    help="Wharf: ship, store, tail, grep and replay logs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+app.add_typer(collector_cmd.app, name="collector")
+app.add_typer(topics_cmd.app, name="topics")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

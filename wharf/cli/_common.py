@@ -1,0 +1,53 @@
+"""Helpers shared by CLI commands: one-line errors with exit code 2, output mode detection."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from wharf.errors import WharfError
+
+T = TypeVar("T")
+
+EXIT_MATCH, EXIT_NO_MATCH, EXIT_ERROR = 0, 1, 2
+
+
+def stdout_is_terminal() -> bool:
+    """Whether to print for a human (colour, tables) rather than for a pipe."""
+    return sys.stdout.isatty()
+
+
+def console(stderr: bool = False) -> Console:
+    """A rich console that honours ``NO_COLOR`` and plain pipes."""
+    return Console(stderr=stderr, no_color="NO_COLOR" in os.environ, highlight=False)
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``wharf: <message>`` on stderr and exit 2."""
+    print(f"wharf: {message}", file=sys.stderr)
+    raise typer.Exit(EXIT_ERROR)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn Wharf and OS errors into one clear line and exit code 2, never a traceback."""
+    try:
+        yield
+    except WharfError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        fail(f"{exc.strerror or exc}{':' if where else ''}{where}")
+
+
+def guarded(fn: Callable[[], T]) -> T:
+    """Run ``fn`` under ``user_errors``."""
+    with user_errors():
+        return fn()
+    raise AssertionError("unreachable")
