@@ -14,9 +14,23 @@ from wharf.errors import InvalidArgument
 from wharf.match import LineMatcher, required_literal
 
 
-def _blob(lines: list[str]) -> tuple[bytes, list[int]]:
-    data = [line.encode("utf-8", "surrogatepass") for line in lines]
-    return b"\n".join(data), list(accumulate(len(d) + 1 for d in data))
+class _Lines:
+    """The matcher's view of a batch, built directly from strings."""
+
+    def __init__(self, lines: list[str]) -> None:
+        data = [line.encode("utf-8", "surrogatepass") for line in lines]
+        self.blob = b"\n".join(data)
+        self.stops = list(accumulate(len(d) + 1 for d in data))
+        self.flat = not any("\n" in line for line in lines)
+
+    def __len__(self) -> int:
+        return len(self.stops)
+
+    def lines_blob(self) -> bytes:
+        return self.blob
+
+    def line_stops(self) -> list[int]:
+        return self.stops
 
 
 # Regexes built from constructs RE2 and Python's re read the same way.
@@ -33,45 +47,45 @@ lines = st.lists(st.text(alphabet="abé x1\t\r", max_size=12), min_size=1, max_s
 def test_regex_over_blob_equals_per_line(
     pattern: str, ls: list[str], icase: bool, invert: bool
 ) -> None:
-    blob, stops = _blob(ls)
+    lines = _Lines(ls)
     flags = re.IGNORECASE if icase else 0
     expected = [i for i, line in enumerate(ls) if bool(re.search(pattern, line, flags)) != invert]
     m = LineMatcher(pattern, ignore_case=icase, invert=invert)
-    assert m.matching(blob, stops) == expected
-    assert m.count(blob, stops) == len(expected)
+    assert m.matching(lines) == expected
+    assert m.count(lines) == len(expected)
 
 
 @settings(max_examples=300)
 @given(st.text(alphabet="abéA \n", min_size=0, max_size=4), lines, st.booleans())
 def test_literal_over_blob_equals_per_line(needle: str, ls: list[str], icase: bool) -> None:
-    blob, stops = _blob(ls)
+    lines = _Lines(ls)
     if icase:
         expected = [i for i, line in enumerate(ls) if needle.lower() in line.lower()]
     else:
         expected = [i for i, line in enumerate(ls) if needle in line]
-    assert LineMatcher(needle, fixed=True, ignore_case=icase).matching(blob, stops) == expected
+    assert LineMatcher(needle, fixed=True, ignore_case=icase).matching(lines) == expected
 
 
 def test_a_match_never_joins_two_lines() -> None:
-    blob, stops = _blob(["abc", "def", "x y"])
-    assert LineMatcher(r"c\sd").matching(blob, stops) == []
-    assert LineMatcher(r"[^q]*def").matching(blob, stops) == [1]
-    assert LineMatcher("^def$").matching(blob, stops) == [1]
-    assert LineMatcher("c\nd", fixed=True).matching(blob, stops) == []
+    lines = _Lines(["abc", "def", "x y"])
+    assert LineMatcher(r"c\sd").matching(lines) == []
+    assert LineMatcher(r"[^q]*def").matching(lines) == [1]
+    assert LineMatcher("^def$").matching(lines) == [1]
+    assert LineMatcher("c\nd", fixed=True).matching(lines) == []
 
 
 def test_records_with_embedded_newlines_anchor_at_each_inner_line() -> None:
     """A multiline event (a stack trace) is one record; ``^`` still anchors inside it."""
-    blob, stops = _blob(["Exception: boom\n  at Foo.bar\nCaused by: io", "next"])
-    assert LineMatcher("^Caused by").matching(blob, stops) == [0]
-    assert LineMatcher("^next$").matching(blob, stops) == [1]
+    lines = _Lines(["Exception: boom\n  at Foo.bar\nCaused by: io", "next"])
+    assert LineMatcher("^Caused by").matching(lines) == [0]
+    assert LineMatcher("^next$").matching(lines) == [1]
 
 
 def test_unicode_case_folding_and_classes() -> None:
-    blob, stops = _blob(["Grüße aus KÖLN", "plain"])
-    assert LineMatcher("köln", ignore_case=True).matching(blob, stops) == [0]
-    assert LineMatcher("köln", fixed=True, ignore_case=True).matching(blob, stops) == [0]
-    assert LineMatcher(r"Gr.ße").matching(blob, stops) == [0]
+    lines = _Lines(["Grüße aus KÖLN", "plain"])
+    assert LineMatcher("köln", ignore_case=True).matching(lines) == [0]
+    assert LineMatcher("köln", fixed=True, ignore_case=True).matching(lines) == [0]
+    assert LineMatcher(r"Gr.ße").matching(lines) == [0]
 
 
 def test_bad_patterns_are_clear_errors() -> None:
@@ -83,8 +97,8 @@ def test_bad_patterns_are_clear_errors() -> None:
 
 def test_pathological_pattern_runs_in_linear_time() -> None:
     """``(a+)+$`` takes exponential time in backtracking engines; RE2 answers at once."""
-    blob, stops = _blob(["a" * 5000 + "!"])
-    assert LineMatcher("(a+)+$").matching(blob, stops) == []
+    lines = _Lines(["a" * 5000 + "!"])
+    assert LineMatcher("(a+)+$").matching(lines) == []
 
 
 @settings(max_examples=500)
@@ -109,3 +123,12 @@ def test_required_literal_is_in_every_match(pattern: str, text: str) -> None:
 )
 def test_required_literal_examples(pattern: str, literal: bytes | None) -> None:
     assert required_literal(pattern) == literal
+
+
+@settings(max_examples=300)
+@given(regexes, st.lists(st.text(alphabet="ab x\n", max_size=10), min_size=1, max_size=10))
+def test_records_holding_newlines_match_like_each_record_alone(pattern: str, ls: list[str]) -> None:
+    """With multiline records present, boundaries come from the stops, not from newlines."""
+    lines = _Lines(ls)
+    expected = [i for i, rec in enumerate(ls) if re.search(pattern, rec, re.MULTILINE)]
+    assert LineMatcher(pattern).matching(lines) == expected

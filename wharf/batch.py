@@ -11,7 +11,8 @@ filling in the base offset and the append time (like a Kafka broker). Layout, bi
     20      4   crc            CRC-32 of bytes [24, end of batch): everything below
     24      4   magic          b"WHRF"
     28      1   version        1
-    29      1   attributes     reserved, 0 (the only codec is zstd)
+    29      1   attributes     bit 0: some line holds a newline (a multiline event);
+                                   other bits reserved, 0 (the only codec is zstd)
     30      4   record_count   1 .. MAX_RECORDS
     34      8   min_ts         smallest record ts (ns since epoch)
     42      8   max_ts         largest record ts
@@ -82,6 +83,9 @@ MAX_META_BYTES: Final = 1 << 20  # spans + dictionaries; thousands of files stil
 MAX_BATCH_BYTES: Final = 80 << 20  # compressed: nobody compresses worse than ~1:1 plus framing
 MAX_DICT_ENTRIES: Final = 1 << 16  # distinct hosts or sources or file ids in one batch
 
+ATTR_MULTILINE: Final = 0x01  # some record's line contains "\n"
+_KNOWN_ATTRS: Final = ATTR_MULTILINE
+
 _LEVEL_CODE: Final = {name: i + 1 for i, name in enumerate(LEVELS)}
 _LEVEL_NAME: Final[tuple[str | None, ...]] = (None, *LEVELS)
 _LITTLE = sys.byteorder == "little"
@@ -103,13 +107,13 @@ class _Meta(msgspec.Struct, array_like=True):
 
 
 class _Columns(msgspec.Struct, array_like=True):
-    ts: bytes  # uint64 deltas from min_ts
+    ts: bytes  # zigzag deltas from the previous ts (the first from min_ts), shuffled uint64
     host: bytes  # uint32 index into meta.hosts
     source: bytes  # uint32 index into meta.sources
     level: bytes  # one code per record: 0 none, 1.. LEVELS
     line_len: bytes  # uint32 byte length of each line
     file: bytes  # uint32 index into file_ids
-    offset: bytes  # int64 origin offset
+    offset: bytes  # zigzag deltas of the origin offsets, shuffled uint64
     fields_len: bytes  # uint32 byte length of each record's encoded fields (0: empty)
     file_ids: list[str]
 
@@ -140,20 +144,60 @@ def _dctx() -> Any:
 
 
 def _le(typecode: str, values: Iterable[int]) -> bytes:
+    """Little-endian array bytes, byte-shuffled: all first bytes, then all second bytes...
+
+    Shuffling puts the mostly-zero high bytes of small numbers next to each other, so zstd
+    squeezes a column of lengths or deltas to a fraction of a byte per record (as Blosc and
+    Parquet's byte-stream-split do).
+    """
     arr = array(typecode, values)
     if not _LITTLE:
         arr.byteswap()
-    return arr.tobytes()
+    raw = arr.tobytes()
+    width = arr.itemsize
+    if width == 1:
+        return raw
+    return b"".join(raw[k::width] for k in range(width))
 
 
 def _from_le(typecode: str, data: bytes, count: int, what: str) -> array[int]:
     arr: array[int] = array(typecode)
-    if len(data) != count * arr.itemsize:
-        raise CorruptBatch(f"column {what} has {len(data)} bytes, expected {count * arr.itemsize}")
+    width = arr.itemsize
+    if len(data) != count * width:
+        raise CorruptBatch(f"column {what} has {len(data)} bytes, expected {count * width}")
+    if width > 1:
+        raw = bytearray(len(data))
+        for k in range(width):
+            raw[k::width] = data[k * count : (k + 1) * count]
+        data = bytes(raw)
     arr.frombytes(data)
     if not _LITTLE:
         arr.byteswap()
     return arr
+
+
+_U64: Final = (1 << 64) - 1
+
+
+def _zigzag_deltas(values: Sequence[int], first: int) -> list[int]:
+    """Differences from the previous value (the first from ``first``), zigzag-encoded in 64
+    bits: ascending timestamps or offsets become small, repetitive numbers."""
+    out: list[int] = []
+    prev = first
+    for v in values:
+        d = ((v - prev + (1 << 63)) & _U64) - (1 << 63)  # wrap into int64
+        out.append(((d << 1) ^ (d >> 63)) & _U64)
+        prev = v
+    return out
+
+
+def _undo_zigzag_deltas(codes: Iterable[int], first: int) -> list[int]:
+    out: list[int] = []
+    prev = first
+    for z in codes:
+        prev = ((prev + ((z >> 1) ^ -(z & 1)) + (1 << 63)) & _U64) - (1 << 63)
+        out.append(prev)
+    return out
 
 
 class _Dict:
@@ -211,13 +255,13 @@ def build(
             fields_len.append(0)
     try:
         cols = _Columns(
-            ts=_le("Q", [t - min_ts for t in ts_list]),
+            ts=_le("Q", _zigzag_deltas(ts_list, min_ts)),
             host=_le("I", [hosts.code(r.host) for r in records]),
             source=_le("I", [sources.code(r.source) for r in records]),
             level=bytes(_LEVEL_CODE.get(r.level, 0) if r.level else 0 for r in records),
             line_len=_le("I", line_len),
             file=_le("I", [files.code(r.file_id) for r in records]),
-            offset=_le("q", [r.offset for r in records]),
+            offset=_le("Q", _zigzag_deltas([r.offset for r in records], 0)),
             fields_len=_le("I", fields_len),
             file_ids=files.values,
         )
@@ -226,6 +270,7 @@ def build(
     if max(len(hosts.values), len(sources.values), len(files.values)) > MAX_DICT_ENTRIES:
         raise BatchTooLarge(f"more than MAX_DICT_ENTRIES={MAX_DICT_ENTRIES} distinct values")
     lines_raw = "\n".join(lines).encode("utf-8", "surrogatepass")
+    attrs = ATTR_MULTILINE if lines_raw.count(b"\n") != n - 1 else 0
     fields_raw = b"".join(field_blobs)
     if len(lines_raw) > MAX_LINES_BYTES:
         raise BatchTooLarge(f"{len(lines_raw)} bytes of lines exceed MAX_LINES_BYTES")
@@ -247,7 +292,7 @@ def build(
         0,
         MAGIC,
         VERSION,
-        0,
+        attrs,
         n,
         min_ts,
         max_ts,
@@ -282,6 +327,7 @@ class Header(msgspec.Struct, frozen=True, gc=False):
     base_offset: int
     append_ms: int
     length: int
+    attributes: int
     record_count: int
     min_ts: int
     max_ts: int
@@ -344,7 +390,7 @@ def read_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> Header:
         raise CorruptBatch(f"bad magic {bytes(magic)!r}, expected {MAGIC!r}")
     if version != VERSION:
         raise CorruptBatch(f"unsupported batch version {version}")
-    if attrs != 0:
+    if attrs & ~_KNOWN_ATTRS:
         raise CorruptBatch(f"unknown attributes {attrs:#04x}")
     if not 0 < count <= MAX_RECORDS:
         raise CorruptBatch(f"record count {count} outside 1..{MAX_RECORDS}")
@@ -365,6 +411,7 @@ def read_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> Header:
         base,
         append_ms,
         length,
+        attrs,
         count,
         min_ts,
         max_ts,
@@ -477,6 +524,11 @@ class Batch:
     def __len__(self) -> int:
         return self.header.record_count
 
+    @property
+    def flat(self) -> bool:
+        """True when no line holds a newline, so newlines in the blob separate records."""
+        return not self.header.attributes & ATTR_MULTILINE
+
     # -- payload --------------------------------------------------------------------------
 
     def _frame(self, index: int) -> memoryview:
@@ -535,9 +587,8 @@ class Batch:
 
     def timestamps(self) -> list[int]:
         """Each record's ts."""
-        base = self.header.min_ts
-        deltas = _from_le("Q", self.columns().ts, self.header.record_count, "ts")
-        return [base + d for d in deltas]
+        codes = _from_le("Q", self.columns().ts, self.header.record_count, "ts")
+        return _undo_zigzag_deltas(codes, self.header.min_ts)
 
     def host_indexes(self) -> array[int]:
         """Each record's index into ``hosts``."""
@@ -554,17 +605,16 @@ class Batch:
         cols = self.columns()
         blob = self.lines_blob()
         stops = self.line_stops()
-        ts = _from_le("Q", cols.ts, n, "ts")
+        ts = self.timestamps()
         host = _from_le("I", cols.host, n, "host")
         source = _from_le("I", cols.source, n, "source")
         file = _from_le("I", cols.file, n, "file")
-        offset = _from_le("q", cols.offset, n, "offset")
+        offset = _undo_zigzag_deltas(_from_le("Q", cols.offset, n, "offset"), 0)
         flen = _from_le("I", cols.fields_len, n, "fields_len")
         levels = cols.level
         hosts, sources, files = self._meta.hosts, self._meta.sources, cols.file_ids
         fields_at = self._fields_positions(flen)
         fields_blob = self._fields_blob() if self.header.fields_ulen else b""
-        base = self.header.min_ts
         out: list[Record] = []
         try:
             for i in idx:
@@ -576,7 +626,7 @@ class Batch:
                     fields = {}
                 out.append(
                     Record(
-                        ts=base + ts[i],
+                        ts=ts[i],
                         line=blob[stops[i - 1] if i else 0 : stops[i] - 1].decode(
                             "utf-8", "surrogatepass"
                         ),
@@ -591,6 +641,15 @@ class Batch:
         except (IndexError, UnicodeDecodeError, msgspec.DecodeError, ValueError) as exc:
             raise CorruptBatch(f"record payload: {exc}") from exc
         return out
+
+    def validate(self) -> None:
+        """Decode everything once and check it (a collector does this before storing a batch
+        from the network, so readers can trust what is on disk)."""
+        blob = self.lines_blob()
+        self.line_stops()
+        if self.flat != (blob.count(b"\n") == len(self) - 1):
+            raise CorruptBatch("attributes say no line holds a newline, but one does")
+        self.records()
 
     def _fields_blob(self) -> bytes:
         if self._fields is None:

@@ -12,13 +12,14 @@ hang a server; it works on the UTF-8 bytes directly, with Unicode-aware classes 
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import re2
 
-from wharf.errors import InvalidArgument
+from wharf.errors import CorruptBatch, InvalidArgument
 
 # A pattern longer than this is refused: RE2 memory grows with the pattern, and no human
 # types a 64 KiB grep pattern.
@@ -31,14 +32,20 @@ _QUANT: Final = frozenset(b"?*+{")
 
 
 def required_literal(pattern: str) -> bytes | None:
-    """A substring every match of ``pattern`` must contain, or ``None`` if none is certain.
+    """The longest of ``required_literals(pattern)``, or ``None``."""
+    runs = required_literals(pattern)
+    return max(runs, key=len) if runs else None
+
+
+def required_literals(pattern: str) -> list[bytes]:
+    """Substrings every match of ``pattern`` must contain (empty if none is certain).
 
     Deliberately conservative: only the top level of the pattern is read, any top-level ``|``
     or inline flag gives up, groups and bracket expressions are skipped, and a character followed
-    by a quantifier is not required. The longest certain run wins (it is the rarest, usually).
+    by a quantifier is not required.
     """
     if "(?" in pattern:
-        return None
+        return []
     data = pattern.encode("utf-8")
     runs: list[bytearray] = []
     run = bytearray()
@@ -63,7 +70,7 @@ def required_literal(pattern: str) -> bytes | None:
             i += 1
             continue
         if c == ord("|"):
-            return None
+            return []
         if c == ord("("):
             close()
             depth = 1
@@ -102,10 +109,7 @@ def required_literal(pattern: str) -> bytes | None:
             run += data[i : i + width]
         i += width
     close()
-    if not runs:
-        return None
-    best = max(runs, key=len)
-    return bytes(best)
+    return [bytes(r) for r in runs]
 
 
 def _skip_class(data: bytes, i: int) -> int:
@@ -120,14 +124,43 @@ def _skip_class(data: bytes, i: int) -> int:
     return j + 1
 
 
+class Lines(Protocol):
+    """The lines of a batch, as the matcher needs them (``wharf.batch.Batch`` is one)."""
+
+    def __len__(self) -> int: ...
+
+    @property
+    def flat(self) -> bool:
+        """True when no record holds a newline: then every newline ends a record."""
+        ...
+
+    def lines_blob(self) -> bytes:
+        """The records' lines in UTF-8, joined by newlines."""
+        ...
+
+    def line_stops(self) -> list[int]:
+        """Per record, the blob position just past its line and separator."""
+        ...
+
+
 class LineMatcher:
-    """Which records of a blob match a grep pattern.
+    """Which records of a batch match a grep pattern.
 
     ``fixed`` treats the pattern as a literal string (``grep -F``); ``ignore_case`` is ``-i``;
-    ``invert`` is ``-v``. An empty pattern matches every record.
+    ``invert`` is ``-v``. An empty pattern matches every record. Not thread-safe: it learns
+    which required literal to skip to from the first blob it sees.
     """
 
-    __slots__ = ("_fixed_lower", "_literal", "_prefilter", "_regex", "invert", "pattern")
+    __slots__ = (
+        "_candidates",
+        "_literal",
+        "_lower",
+        "_prefilter",
+        "_regex",
+        "_tail",
+        "invert",
+        "pattern",
+    )
 
     def __init__(
         self, pattern: str, *, fixed: bool = False, ignore_case: bool = False, invert: bool = False
@@ -138,12 +171,15 @@ class LineMatcher:
         self.pattern = pattern
         self.invert = invert
         self._literal: bytes | None = None
-        self._fixed_lower = False
+        self._lower = False
         self._regex: Any = None
         self._prefilter: bytes | None = None
+        self._tail: re.Pattern[bytes] | None = None
+        self._candidates: list[bytes] = []
         if fixed and (not ignore_case or encoded.isascii()):
             self._literal = encoded.lower() if ignore_case else encoded
-            self._fixed_lower = ignore_case
+            self._lower = ignore_case
+            self._tail = _tail_regex(self._literal)
             return
         source = re2.escape(encoded) if fixed else encoded
         flags = b"(?m" + (b"i" if ignore_case else b"") + b")"
@@ -154,103 +190,122 @@ class LineMatcher:
         except re2.error as exc:
             raise InvalidArgument(f"invalid regular expression {pattern!r}: {exc}") from exc
         if not fixed and not ignore_case:
-            self._prefilter = required_literal(pattern)
+            self._candidates = required_literals(pattern)
 
-    def matching(self, blob: bytes, stops: list[int]) -> list[int]:
-        """Indexes of the records whose line matches (or does not, when inverted), ascending."""
-        hits = self._hits(blob, stops)
+    def matching(self, lines: Lines) -> list[int]:
+        """Indexes of the records whose line matches (or not, when inverted), ascending."""
+        n = len(lines)
+        hits = self._hits(lines)
         if not self.invert:
             return hits
         hit_set = set(hits)
-        return [i for i in range(len(stops)) if i not in hit_set]
+        return [i for i in range(n) if i not in hit_set]
 
-    def count(self, blob: bytes, stops: list[int]) -> int:
-        """How many records match (``grep -c``)."""
-        hits = len(self._hits(blob, stops))
-        return len(stops) - hits if self.invert else hits
+    def count(self, lines: Lines) -> int:
+        """How many records match (``grep -c``), without computing which."""
+        n = len(lines)
+        if self._literal is not None and lines.flat and b"\n" not in self._literal:
+            # One C-level pass: each hit consumes the rest of its line, so a line counts once.
+            assert self._tail is not None
+            hay = lines.lines_blob()
+            hits = len(self._tail.findall(hay.lower() if self._lower else hay))
+        else:
+            hits = len(self._hits(lines, want_index=False))
+        return n - hits if self.invert else hits
 
-    def _hits(self, blob: bytes, stops: list[int]) -> list[int]:
+    def _hits(self, lines: Lines, *, want_index: bool = True) -> list[int]:
+        blob = lines.lines_blob()
+        n = len(lines)
         if self._literal is not None:
-            hay = blob.lower() if self._fixed_lower else blob
-            return _walk(hay, stops, _literal_finder(hay, self._literal))
+            hay = blob.lower() if self._lower else blob
+            needle = self._literal
+            size = len(needle)
+
+            def find_literal(pos: int) -> tuple[int, int]:
+                p = hay.find(needle, pos)
+                return p, p + size
+
+            def has_literal(start: int, end: int) -> bool:
+                return hay.find(needle, start, end) >= 0
+
+            return _walk(hay, n, lines, find_literal, has_literal, want_index)
+        regex = self._regex
+
+        def confirm(start: int, end: int) -> bool:
+            # A slice of one line, not pos/endpos: RE2's wrapper costs half as much per call
+            # that way, and the line's own edges are where ^, $ and \b must look anyway.
+            return regex.search(blob[start:end]) is not None
+
+        if self._candidates:
+            # Pick the rarest required literal on the first blob seen: the longest is often
+            # the most common ("HTTP/1." in an access log), and grep's speed comes from
+            # skipping to rare text.
+            self._prefilter = min(self._candidates, key=blob.count)
+            self._candidates = []
         if self._prefilter is not None:
-            return _walk(blob, stops, _prefiltered_finder(blob, self._prefilter, self._regex))
-        return _walk(blob, stops, _regex_finder(blob, self._regex))
+            lit = self._prefilter
+            unconfirmed = len(blob) + 1  # a literal hit is only a candidate: always confirm
 
+            def find_candidate(pos: int) -> tuple[int, int]:
+                return blob.find(lit, pos), unconfirmed
 
-# A finder gets (pos, stops) and returns the index of the next matching record whose line
-# starts at or after ``pos``... or -1. Each strategy confirms hits within their own record.
-_Finder = Callable[[int, list[int]], int]
+            return _walk(blob, n, lines, find_candidate, confirm, want_index)
 
-
-def _walk(blob: bytes, stops: list[int], find: _Finder) -> list[int]:
-    out: list[int] = []
-    pos, n = 0, len(stops)
-    while True:
-        i = find(pos, stops)
-        if i < 0:
-            return out
-        out.append(i)
-        if i + 1 >= n:
-            return out
-        pos = stops[i]
-
-
-def _literal_finder(hay: bytes, needle: bytes) -> _Finder:
-    size = len(needle)
-
-    def find(pos: int, stops: list[int]) -> int:
-        while True:
-            p = hay.find(needle, pos)
-            if p < 0:
-                return -1
-            i = bisect_right(stops, p)
-            if i >= len(stops):
-                return -1
-            end = stops[i] - 1
-            if p + size <= end:
-                return i
-            start = stops[i - 1] if i else 0
-            if hay.find(needle, start, end) >= 0:  # only when the needle holds a newline
-                return i
-            pos = stops[i]
-
-    return find
-
-
-def _regex_finder(blob: bytes, regex: Any) -> _Finder:
-    def find(pos: int, stops: list[int]) -> int:
-        while True:
+        def find_regex(pos: int) -> tuple[int, int]:
             m = regex.search(blob, pos)
-            if m is None:
-                return -1
-            p = m.start()
+            return (-1, -1) if m is None else (m.start(), m.end())
+
+        return _walk(blob, n, lines, find_regex, confirm, want_index)
+
+
+def _tail_regex(literal: bytes) -> re.Pattern[bytes]:
+    """``literal`` then the rest of its line. Linear time (a literal and one negated class),
+    so Python's engine is safe here; it finds the literal with its fast substring search."""
+    return re.compile(re.escape(literal) + rb"[^\n]*")
+
+
+def _walk(
+    blob: bytes,
+    n: int,
+    lines: Lines,
+    search: Callable[[int], tuple[int, int]],
+    confirm: Callable[[int, int], bool],
+    want_index: bool = True,
+) -> list[int]:
+    """Drive ``search`` over the blob, one hit per record at most, in record order.
+
+    Without ``want_index`` (counting), the returned list has the right length but its items
+    are meaningless: newlines need not be counted to number the records.
+
+    ``search(pos)`` returns the next hit ``(start, end)`` at or after ``pos`` (start -1: none).
+    A hit whose end passes its record's end is re-checked with ``confirm(start, end)`` on that
+    record alone; then the search resumes at the next record. When no record holds a newline
+    of its own, records are found by counting newlines (C speed) instead of a binary search
+    over their boundaries, which then never need computing.
+    """
+    out: list[int] = []
+    size = len(blob)
+    stops = None if lines.flat else lines.line_stops()
+    pos = idx = 0
+    while pos <= size:
+        p, hit_end = search(pos)
+        if p < 0:
+            break
+        if stops is None:
+            i = idx + blob.count(b"\n", pos, p) if want_index else idx
+            if i >= n:
+                raise CorruptBatch(f"more lines than the {n} records the batch declares")
+            start = blob.rfind(b"\n", pos, p) + 1 or pos
+            end = blob.find(b"\n", p)
+            if end < 0:
+                end = size
+        else:
             i = bisect_right(stops, p)
-            if i >= len(stops):
-                return -1
+            if i >= n:
+                break
+            start = stops[i - 1] if i else 0
             end = stops[i] - 1
-            if m.end() <= end:
-                return i
-            start = stops[i - 1] if i else 0
-            if regex.search(blob, start, end) is not None:
-                return i
-            pos = stops[i]
-
-    return find
-
-
-def _prefiltered_finder(blob: bytes, literal: bytes, regex: Any) -> _Finder:
-    def find(pos: int, stops: list[int]) -> int:
-        while True:
-            p = blob.find(literal, pos)
-            if p < 0:
-                return -1
-            i = bisect_right(stops, p)
-            if i >= len(stops):
-                return -1
-            start = stops[i - 1] if i else 0
-            if regex.search(blob, start, stops[i] - 1) is not None:
-                return i
-            pos = stops[i]
-
-    return find
+        if hit_end <= end or confirm(start, end):
+            out.append(i)
+        pos, idx = end + 1, i + 1
+    return out

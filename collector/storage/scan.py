@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
@@ -71,7 +71,6 @@ def _load(ref: BatchRef, query: Query) -> _Loaded:
         if hosts == set() or sources == set():
             return _Loaded(ref, None, hosts, sources, None)
         b.lines_blob()
-        b.line_stops()
         return _Loaded(ref, b, hosts, sources, None)
     except CorruptBatch as exc:
         return _Loaded(ref, None, None, None, exc)
@@ -89,12 +88,29 @@ def _pipeline(refs: Iterator[BatchRef], query: Query) -> Iterator[_Loaded]:
         yield pending.popleft().result()
 
 
+def _needs_per_record_filter(loaded: _Loaded, query: Query) -> bool:
+    """Whether time, host or source filters cut through this batch (else all or nothing)."""
+    b = loaded.batch
+    assert b is not None
+    h = b.header
+    lo, hi = query.ts_bounds()
+    return (
+        (lo is not None and h.min_ts < lo)
+        or (hi is not None and h.max_ts > hi)
+        or (loaded.hosts is not None and len(loaded.hosts) < len(b.hosts))
+        or (loaded.sources is not None and len(loaded.sources) < len(b.sources))
+    )
+
+
 def _select(loaded: _Loaded, query: Query, matcher: LineMatcher) -> list[int]:
     """Indexes of the records of a loaded batch that satisfy the whole query."""
     b = loaded.batch
     assert b is not None
-    blob, stops = b.lines_blob(), b.line_stops()
-    idx = matcher.matching(blob, stops) if (query.pattern or query.invert) else range(len(stops))
+    n = len(b)
+    if query.pattern or query.invert:
+        idx: Sequence[int] = matcher.matching(b)
+    else:
+        idx = range(n)
     h = b.header
     lo, hi = query.ts_bounds()
     if (lo is not None and h.min_ts < lo) or (hi is not None and h.max_ts > hi):
@@ -171,8 +187,14 @@ def count(part: Partition, query: Query, *, stats: ScanStats | None = None) -> i
         stats.bytes_read += loaded.ref.segment.entry_bytes(loaded.ref.entry)[1]
         if loaded.batch is None:
             continue
-        stats.bytes_decompressed += loaded.batch.header.lines_ulen
-        n = len(_select(loaded, query, matcher))
+        b = loaded.batch
+        stats.bytes_decompressed += b.header.lines_ulen
+        if _needs_per_record_filter(loaded, query):
+            n = len(_select(loaded, query, matcher))
+        elif query.pattern or query.invert:
+            n = matcher.count(b)
+        else:
+            n = len(b)
         stats.records_matched += n
         total += n
     return total

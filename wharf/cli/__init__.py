@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from wharf.cli import collector_cmd, topics_cmd
+from wharf.cli import collector_cmd, parse_cmd, topics_cmd
 
 app = typer.Typer(
     name="wharf",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 app.add_typer(collector_cmd.app, name="collector")
 app.add_typer(topics_cmd.app, name="topics")
+app.command("parse")(parse_cmd.parse)
 
 
 def main() -> None:

@@ -1,0 +1,207 @@
+"""Split a byte stream into text lines: the first step of tailing a file.
+
+Pure and incremental, like h11's receive buffer: feed it the bytes read from a file (with the file
+offset they start at) and it returns the complete lines found so far. It never does I/O and never
+raises on any input bytes.
+
+- ``\\n`` and ``\\r\\n`` end a line; neither is kept in the text. A lone ``\\r`` is text.
+- Bytes that are not valid UTF-8 are replaced with U+FFFD (``errors="replace"``, the default) and
+  each such line is counted in ``invalid_utf8_lines``. ``errors="surrogateescape"`` keeps the
+  bytes recoverable (``text.encode("utf-8", "surrogateescape")`` gives them back): use it only
+  when a stage follows that re-encodes, like ``parsers.partial.PartialMerger`` for CRI logs, whose
+  16 KiB fragments can cut a multi-byte character in two.
+- A line longer than ``max_line_bytes`` is truncated to that many bytes (at a character
+  boundary) and counted in ``truncated_lines``; the rest of it is read and dropped until its end.
+  Memory stays bounded by the limit and the file keeps moving: a huge line never stops a tail.
+- A last line without its terminator is held (``pending_bytes``) until the terminator arrives or
+  ``flush()`` is called (after a timeout, or at the end of a rotated file).
+
+The output depends only on the bytes, never on how they were cut into chunks.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal, NamedTuple
+
+__all__ = ["DEFAULT_MAX_LINE_BYTES", "Line", "LineSplitter"]
+
+# 1 MiB: far above any sane log line (Filebeat's max_bytes default is 10 MiB for a whole
+# multiline event, Fluent Bit's Buffer_Max_Size 32 KiB, Vector's max_line_bytes 100 KiB) yet small
+# enough that one runaway line (a minified JSON dump, binary garbage without newlines) cannot
+# exhaust a shipper's memory or a batch's size limit.
+DEFAULT_MAX_LINE_BYTES: Final = 1 << 20
+
+_NL: Final = b"\n"
+
+
+class Line(NamedTuple):
+    """One line read from a file.
+
+    ``offset`` is the file offset of its first byte; ``size`` is how many bytes it took in the
+    file, terminator included (the next line starts at ``offset + size``).
+    """
+
+    offset: int
+    text: str
+    size: int
+
+
+class LineSplitter:
+    """Bytes in, complete lines out (see the module docstring)."""
+
+    __slots__ = (
+        "_discarding",
+        "_errors",
+        "_held",
+        "_line_len",
+        "_max",
+        "_next_offset",
+        "invalid_utf8_lines",
+        "lines",
+        "truncated_lines",
+    )
+
+    def __init__(
+        self,
+        offset: int = 0,
+        *,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        errors: Literal["replace", "surrogateescape"] = "replace",
+    ) -> None:
+        if max_line_bytes < 1:
+            raise ValueError(f"max_line_bytes must be at least 1, got {max_line_bytes}")
+        if errors not in ("replace", "surrogateescape"):
+            raise ValueError(f"errors must be 'replace' or 'surrogateescape', got {errors!r}")
+        if offset < 0:
+            raise ValueError(f"offset must be >= 0, got {offset}")
+        self._max = max_line_bytes
+        self._errors = errors
+        self._next_offset = offset
+        # The start of the current incomplete line: at most max + 1 bytes (the extra byte may be
+        # the '\r' of a '\r\n', which is not part of the text). A bytearray, so a line that
+        # arrives in many small reads is appended to, not copied each time.
+        self._held = bytearray()
+        # Bytes of the current incomplete line seen so far, held or dropped.
+        self._line_len = 0
+        self._discarding = False
+        self.lines = 0
+        self.invalid_utf8_lines = 0
+        self.truncated_lines = 0
+
+    @property
+    def next_offset(self) -> int:
+        """The file offset of the next byte ``feed`` expects."""
+        return self._next_offset
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes read but not yet part of an emitted line (the incomplete last line)."""
+        return self._line_len
+
+    @property
+    def pending_offset(self) -> int:
+        """Offset of the first byte not yet part of an emitted line: a safe checkpoint."""
+        return self._next_offset - self._line_len
+
+    def feed(self, data: bytes, offset: int | None = None) -> list[Line]:
+        """Take the next chunk of the file; return the lines it completes, in order.
+
+        ``offset`` (optional) is where ``data`` starts in the file; it must be ``next_offset``:
+        a gap or a rewind means the caller lost track of the file (start a new splitter then).
+        """
+        if offset is not None and offset != self._next_offset:
+            raise ValueError(
+                f"chunk at offset {offset} does not follow the previous one "
+                f"(expected {self._next_offset})"
+            )
+        out: list[Line] = []
+        n = len(data)
+        if not n:
+            return out
+        start = 0
+        base = self._next_offset
+        find = data.find
+        while True:
+            nl = find(_NL, start)
+            if nl < 0:
+                self._hold(data, start, n)
+                break
+            if self._line_len:
+                line_offset = base + start - self._line_len
+                self._hold(data, start, nl)
+                body = bytes(self._held)
+                total = self._line_len
+                truncated = self._discarding
+                self._held = bytearray()
+                self._line_len = 0
+                self._discarding = False
+            else:
+                body = data[start:nl]
+                line_offset = base + start
+                total = nl - start
+                truncated = False
+            out.append(self._emit(body, line_offset, total + 1, truncated))
+            start = nl + 1
+            if start >= n:
+                break
+        self._next_offset = base + n
+        return out
+
+    def flush(self) -> list[Line]:
+        """Emit the incomplete last line, if any, as it is (a timeout, or the end of a file)."""
+        if not self._line_len:
+            return []
+        body = bytes(self._held)
+        offset = self._next_offset - self._line_len
+        total = self._line_len
+        truncated = self._discarding
+        self._held = bytearray()
+        self._line_len = 0
+        self._discarding = False
+        return [self._emit(body, offset, total, truncated)]
+
+    def _hold(self, data: bytes, start: int, end: int) -> None:
+        """Add ``data[start:end]`` (no newline in it) to the incomplete line, within the limit."""
+        size = end - start
+        if not size:
+            return
+        self._line_len += size
+        if self._discarding:
+            return
+        room = self._max + 1 - len(self._held)
+        if size <= room:
+            self._held += data[start:end]
+        else:
+            self._held += data[start : start + room]
+            self._discarding = True
+
+    def _emit(self, body: bytes, offset: int, size: int, truncated: bool) -> Line:
+        # A '\r' before the '\n' is part of the terminator; at a forced flush a trailing '\r' is
+        # most likely the first half of one, so it is dropped there too.
+        if body.endswith(b"\r") and not truncated:
+            body = body[:-1]
+        if len(body) > self._max:
+            truncated = True
+        if truncated:
+            body = _cut(body, self._max)
+            self.truncated_lines += 1
+        self.lines += 1
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            text = body.decode("utf-8", self._errors)
+            self.invalid_utf8_lines += 1
+        return Line(offset, text, size)
+
+
+def _cut(body: bytes, limit: int) -> bytes:
+    """The first ``limit`` bytes of ``body``, moved back so no UTF-8 character is cut in two."""
+    if len(body) <= limit or (body[limit] & 0xC0) != 0x80:
+        return body[:limit]
+    # body[limit] continues a character: cut before that character's lead byte (at most 3 back).
+    p = limit - 1
+    while p > limit - 4 and p > 0 and (body[p] & 0xC0) == 0x80:
+        p -= 1
+    if body[p] >= 0xC0:
+        return body[:p]
+    return body[:limit]
