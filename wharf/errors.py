@@ -34,8 +34,9 @@ class OffsetOutOfRange(LocalError):
     """An offset below the partition's start or past its end."""
 
 
-class InvalidArgument(LocalError):
-    """Any other invalid argument; the message says which and why."""
+class InvalidArgument(LocalError, ValueError):
+    """Any other invalid argument; the message says which and why. (A ``ValueError`` too, so
+    msgspec reports it with the path of the offending config key.)"""
 
 
 class RemoteError(WharfError):
@@ -53,6 +54,12 @@ class CorruptBatch(RemoteError):
 
 class BatchTooLarge(CorruptBatch):
     """A batch exceeds one of the named limits in ``wharf.batch``."""
+
+
+class StoreError(WharfError):
+    """The store could not write (disk full, I/O error). Resending later can help."""
+
+    retriable = True
 
 
 class StoreClosed(WharfError):

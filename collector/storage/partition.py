@@ -74,8 +74,11 @@ class Partition:
         number: int,
         config: TopicConfig,
         clock_ms: Callable[[], int] = wall_clock_ms,
+        *,
+        topic: str = "",
     ) -> None:
         self.dir = directory
+        self.topic = topic
         self.clock_ms = clock_ms
         self.number = number
         self.config = config
@@ -83,6 +86,7 @@ class Partition:
         self.segments: list[Segment] = []
         self.marks = HighWaterMarks()
         self.durable_offset = 0
+        self.failure: str | None = None  # set when a write failed: the partition is offline
         self._dirty = False
         self._open()
 

@@ -30,6 +30,7 @@ from wharf import batch as wb
 from wharf.errors import (
     InvalidArgument,
     StoreClosed,
+    StoreError,
     TopicExists,
     UnknownTopic,
     WharfError,
@@ -69,7 +70,8 @@ class _Topic:
         self.name = name
         self.config = config
         self.partitions = [
-            Partition(directory / str(i), i, config, clock_ms) for i in range(config.partitions)
+            Partition(directory / str(i), i, config, clock_ms, topic=name)
+            for i in range(config.partitions)
         ]
 
 
@@ -109,6 +111,7 @@ class Store:
         self._topics_lock = threading.Lock()
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._closed = False
+        self._listeners: list[Callable[[str, int, int], None]] = []
         (self.data_dir / "topics").mkdir(parents=True, exist_ok=True)
         for tdir in sorted((self.data_dir / "topics").iterdir()):
             if tdir.is_dir() and (tdir / "topic.toml").exists():
@@ -204,6 +207,12 @@ class Store:
         """Append one batch and wait until it is durable."""
         return self.submit(topic, partition, data).result()
 
+    def add_listener(self, callback: Callable[[str, int, int], None]) -> None:
+        """Call ``callback(topic, partition, end_offset)`` on the committer thread each time
+        new records become durable (and so readable). It must be quick and must not block:
+        hand over to another thread or loop (``loop.call_soon_threadsafe``)."""
+        self._listeners.append(callback)
+
     def flush(self) -> None:
         """Wait until everything submitted so far is durable."""
         self.run_in_committer(lambda: None)
@@ -261,14 +270,22 @@ class Store:
         for work in turn:
             assert not isinstance(work, _Task)
             part, data, fut = work
+            if part.failure is not None:
+                # An earlier append failed on this partition: storing a later batch now could
+                # put a file's bytes out of order (and a resend of the failed one would then
+                # look like a duplicate). Like Kafka taking a log dir offline, the partition
+                # refuses writes until the store is reopened.
+                results.append((fut, StoreError(f"{part} is offline: {part.failure}")))
+                continue
             try:
                 results.append((fut, part.append(data)))
                 touched[id(part)] = part
             except WharfError as exc:
                 results.append((fut, exc))
-            except Exception as exc:  # an I/O error: fail this append, keep serving others
+            except OSError as exc:  # an I/O error: fail this append, keep serving others
                 log.exception("append to %s failed", part)
-                results.append((fut, exc))
+                part.failure = f"append failed: {exc}"
+                results.append((fut, StoreError(f"{part}: {exc}")))
         try:
             for part in touched.values():
                 if self.fsync is Fsync.NEVER:
@@ -276,13 +293,24 @@ class Store:
                 else:
                     part.sync()
         except OSError as exc:
+            # After a failed fsync the page cache may have dropped the dirty pages: nothing
+            # written since the last good sync can be trusted ("fsyncgate"). Fail every append
+            # of the turn and take the partitions offline.
             log.exception("fsync failed")
-            results = [(f, exc) for f, _ in results]
+            for part in touched.values():
+                part.failure = f"fsync failed: {exc}"
+            results = [(f, StoreError(f"fsync failed: {exc}")) for f, _ in results]
         for fut, res in results:
             if isinstance(res, BaseException):
                 fut.set_exception(res)
             else:
                 fut.set_result(res)
+        for part in touched.values():
+            for listener in self._listeners:
+                try:
+                    listener(part.topic, part.number, part.durable_offset)
+                except Exception:
+                    log.exception("store listener failed")
         if task is not None:
             try:
                 task.future.set_result(task.fn())

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from wharf.cli import collector_cmd, parse_cmd, topics_cmd
+from wharf.cli import (
+    collector_cmd,
+    grep_cmd,
+    parse_cmd,
+    ship_cmd,
+    tail_cmd,
+    topics_cmd,
+)
 
 app = typer.Typer(
     name="wharf",
@@ -16,6 +23,9 @@ app = typer.Typer(
 app.add_typer(collector_cmd.app, name="collector")
 app.add_typer(topics_cmd.app, name="topics")
 app.command("parse")(parse_cmd.parse)
+app.command("ship")(ship_cmd.ship)
+app.command("grep")(grep_cmd.grep)
+app.command("tail")(tail_cmd.tail)
 
 
 def main() -> None:

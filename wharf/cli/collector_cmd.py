@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import signal
-import threading
 from pathlib import Path
 from typing import Annotated
 
+import msgspec
 import typer
 
 from wharf.cli._common import user_errors
@@ -15,39 +15,50 @@ from wharf.cli._common import user_errors
 app = typer.Typer(help="Run the collector.", no_args_is_help=True)
 
 DEFAULT_DATA_DIR = Path("./wharf-data")
-_RETENTION_EVERY_S = 60.0
 
 
 @app.command("run")
 def run(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="collector.toml (every key has a default).")
+    ] = None,
     data_dir: Annotated[
-        Path, typer.Option("--data-dir", help="Where topics are stored.")
-    ] = DEFAULT_DATA_DIR,
+        Path | None, typer.Option("--data-dir", help="Where topics are stored.")
+    ] = None,
+    listen: Annotated[
+        str | None, typer.Option("--listen", help="Native ingest address (127.0.0.1:7070).")
+    ] = None,
+    http: Annotated[
+        str | None, typer.Option("--http", help="HTTP API address (127.0.0.1:7080).")
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning.")] = "info",
 ) -> None:
-    """Open (and after a crash, recover) the store, then keep applying retention until
-    SIGTERM or Ctrl-C.
+    """Run a collector on the embedded store until SIGTERM or Ctrl-C (in-flight appends are
+    drained and fsynced, then it exits 0).
 
-    Example: [bold]wharf collector run --data-dir /var/lib/wharf[/bold]
+    Examples:
+
+      [bold]wharf collector run --data-dir /var/lib/wharf[/bold]
+
+      [bold]wharf collector run --config /etc/wharf/collector.toml --listen 0.0.0.0:7070[/bold]
     """
-    from collector.storage import Store
+    from collector.config import load_config
+    from collector.server import run_collector
 
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    with user_errors(), Store(data_dir) as store:
-        for info in store.iter_topics():
-            for p in info.partitions:
-                logging.info(
-                    "topic %s partition %d: offsets [%d, %d), %d bytes",
-                    info.name,
-                    p.partition,
-                    p.start_offset,
-                    p.end_offset,
-                    p.bytes,
-                )
-        logging.info("store open at %s", data_dir)
-        while not stop.wait(_RETENTION_EVERY_S):
-            store.enforce_retention()
+    with user_errors():
+        cfg = load_config(config)
+        overrides = {
+            k: v
+            for k, v in (
+                ("data_dir", str(data_dir) if data_dir else None),
+                ("listen", listen),
+                ("http", http),
+            )
+            if v is not None
+        }
+        cfg = msgspec.structs.replace(cfg, **overrides)
+        cfg.check()
+        asyncio.run(run_collector(cfg))

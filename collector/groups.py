@@ -1,0 +1,216 @@
+"""Consumer groups: committed offsets per topic partition, one JSON file per group.
+
+    DATA/groups/<group>.json   {"group": "g", "offsets": {"topic": {"0": 120, "1": 55}}}
+
+Files are replaced atomically (temp file, fsync, rename, fsync of the directory), so a crash
+leaves either the old or the new offsets, never a torn file. Group names follow the topic name
+rules, so a name can never be a path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+from aiohttp import web
+
+from collector.http_util import IO_POOL, STORE, UnknownGroup
+from collector.storage import Store
+from collector.storage.index import write_atomically
+from wharf.errors import InvalidArgument, InvalidTopicName, RemoteError
+from wharf.topics import validate_topic
+
+Offsets = dict[str, dict[str, int]]  # topic -> partition (as text, JSON keys) -> next offset
+
+
+class CorruptGroupFile(RemoteError):
+    """A group file that is not what this module writes (edited by hand, or a bad disk)."""
+
+
+class _GroupFile(msgspec.Struct, forbid_unknown_fields=True):
+    group: str
+    offsets: Offsets = {}
+
+
+class CommitRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /v1/groups/{group}/commit``: the next offset the group will read."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class ResetRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /v1/groups/{group}/reset``: exactly one target; all partitions unless one is named."""
+
+    topic: str
+    partition: int | None = None
+    to_offset: int | None = None
+    to_time: int | None = None
+    to: Literal["earliest", "latest"] | None = None
+
+
+def validate_group(name: str) -> str:
+    """A group name: the topic name rules (``[a-z0-9][a-z0-9._-]{0,63}``)."""
+    try:
+        return validate_topic(name)
+    except InvalidTopicName as exc:
+        raise InvalidArgument(str(exc).replace("topic name", "group name", 1)) from None
+
+
+class GroupStore:
+    """Reads and writes group files. One lock serializes read-modify-write of any group."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.dir = data_dir / "groups"
+        self._lock = threading.Lock()
+        self._decoder = msgspec.json.Decoder(_GroupFile)
+
+    def names(self) -> list[str]:
+        """Groups with a file, sorted."""
+        if not self.dir.is_dir():
+            return []
+        return sorted(p.stem for p in self.dir.glob("*.json"))
+
+    def load(self, group: str) -> Offsets:
+        """The committed offsets of ``group`` (``UnknownGroup`` if it has none)."""
+        path = self.dir / f"{validate_group(group)}.json"
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise UnknownGroup(f"no consumer group {group!r}") from None
+        try:
+            return self._decoder.decode(data).offsets
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise CorruptGroupFile(f"{path}: damaged group file: {exc}") from exc
+
+    def update(self, group: str, topic: str, offsets: dict[int, int]) -> None:
+        """Set the committed offsets of some partitions of ``topic``."""
+        validate_group(group)
+        with self._lock:
+            try:
+                current = self.load(group)
+            except UnknownGroup:
+                current = {}
+            current.setdefault(topic, {}).update({str(p): o for p, o in offsets.items()})
+            self.dir.mkdir(parents=True, exist_ok=True)
+            write_atomically(
+                self.dir / f"{group}.json", msgspec.json.encode(_GroupFile(group, current))
+            )
+
+
+GROUPS = web.AppKey("groups", GroupStore)
+
+
+def describe(store: Store, groups: GroupStore, group: str) -> dict[str, Any]:
+    """Committed offset, partition bounds and lag of every partition of the group's topics.
+
+    A partition with no commit shows ``committed: null`` and its whole content as lag. Topics
+    deleted since the commit are left out.
+    """
+    committed = groups.load(group)
+    rows = []
+    total = 0
+    for topic in sorted(committed):
+        if topic not in store.topics():
+            continue
+        for info in store.describe(topic).partitions:
+            c = committed[topic].get(str(info.partition))
+            lag = info.end_offset - max(c if c is not None else 0, info.start_offset)
+            lag = max(lag, 0)
+            total += lag
+            rows.append(
+                {
+                    "topic": topic,
+                    "partition": info.partition,
+                    "committed": c,
+                    "start_offset": info.start_offset,
+                    "end_offset": info.end_offset,
+                    "lag": lag,
+                }
+            )
+    return {"group": group, "offsets": rows, "lag": total}
+
+
+def commit(store: Store, groups: GroupStore, group: str, req: CommitRequest) -> dict[str, Any]:
+    """Record ``req.offset`` as the next offset ``group`` reads from that partition."""
+    validate_group(group)
+    part = store.partition(req.topic, req.partition)
+    end = part.durable_offset
+    if not 0 <= req.offset <= end:
+        raise InvalidArgument(
+            f"offset {req.offset} is outside partition {req.partition} of {req.topic!r} "
+            f"(0..{end}; the end offset means 'everything read')"
+        )
+    groups.update(group, req.topic, {req.partition: req.offset})
+    return describe(store, groups, group)
+
+
+def reset(store: Store, groups: GroupStore, group: str, req: ResetRequest) -> dict[str, Any]:
+    """Move the group's offsets for a topic to an offset, a time, the start or the end.
+
+    Offsets are clamped into each partition's ``[start, end]`` as Kafka's reset tool does.
+    """
+    validate_group(group)
+    targets = [v for v in (req.to_offset, req.to_time, req.to) if v is not None]
+    if len(targets) != 1:
+        raise InvalidArgument("give exactly one of to_offset, to_time, to ('earliest'|'latest')")
+    parts = (
+        store.partitions(req.topic)
+        if req.partition is None
+        else [store.partition(req.topic, req.partition)]
+    )
+    offsets: dict[int, int] = {}
+    for part in parts:
+        start, end = part.start_offset, part.durable_offset
+        if req.to == "earliest":
+            offset = start
+        elif req.to == "latest":
+            offset = end
+        elif req.to_time is not None:
+            offset = part.offset_for_time(req.to_time)
+        else:
+            assert req.to_offset is not None
+            offset = req.to_offset
+        offsets[part.number] = min(max(offset, start), end)
+    groups.update(group, req.topic, offsets)
+    return describe(store, groups, group)
+
+
+# -- handlers -------------------------------------------------------------------------------
+
+
+async def _run(request: web.Request, fn: Any, *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(request.app[IO_POOL], fn, *args)
+
+
+async def handle_list(request: web.Request) -> web.Response:
+    """``GET /v1/groups``."""
+    names = await _run(request, request.app[GROUPS].names)
+    return web.json_response({"groups": names})
+
+
+async def handle_describe(request: web.Request) -> web.Response:
+    """``GET /v1/groups/{group}``."""
+    app = request.app
+    body = await _run(request, describe, app[STORE], app[GROUPS], request.match_info["group"])
+    return web.json_response(body)
+
+
+async def handle_commit(request: web.Request) -> web.Response:
+    """``POST /v1/groups/{group}/commit`` ``{"topic", "partition", "offset"}``."""
+    app = request.app
+    req = msgspec.json.decode(await request.read(), type=CommitRequest)
+    body = await _run(request, commit, app[STORE], app[GROUPS], request.match_info["group"], req)
+    return web.json_response(body)
+
+
+async def handle_reset(request: web.Request) -> web.Response:
+    """``POST /v1/groups/{group}/reset`` ``{"topic", "to_offset" | "to_time" | "to"}``."""
+    app = request.app
+    req = msgspec.json.decode(await request.read(), type=ResetRequest)
+    body = await _run(request, reset, app[STORE], app[GROUPS], request.match_info["group"], req)
+    return web.json_response(body)

@@ -1,0 +1,363 @@
+"""The native ingest listener: asyncio around ``wharf.protocol``, appends into the store.
+
+Per connection, frames are handled in order: a PRODUCE is validated (off the event loop:
+decompressing is CPU work), submitted to the store's committer, and the connection goes on
+reading while the append becomes durable; the ACK is written when it is. The committer
+resolves appends in submission order, so ACKs leave in the order the batches came. At most
+``max_inflight_per_connection`` batches wait per connection; past that the connection stops
+reading (TCP backpressure) instead of buffering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from collector.config import CollectorConfig
+from collector.metrics import Metrics
+from collector.storage import AppendResult, Store
+from wharf import batch as wb
+from wharf import protocol as wp
+from wharf.errors import BatchTooLarge, CorruptBatch, InvalidTopicName, WharfError
+from wharf.topics import partition_for, validate_topic
+
+log = logging.getLogger(__name__)
+
+SERVER_NAME = "wharf-collector/0.1"
+HEARTBEAT_S = 15.0
+_READ_CHUNK = 256 * 1024
+
+
+def _validate(data: bytes) -> wb.Batch:
+    """Full structural check of an incoming batch (runs in a worker thread)."""
+    batch = wb.Batch(data)
+    batch.validate()
+    return batch
+
+
+class IngestServer:
+    """Accepts native-protocol connections and appends their batches to ``store``."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: CollectorConfig,
+        metrics: Metrics,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.metrics = metrics
+        self.ssl_context = ssl_context
+        self.clock = clock
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sessions: set[_Session] = set()
+        self._draining = False
+        self._validators = ThreadPoolExecutor(max_workers=2, thread_name_prefix="validate")
+        self._tokens = [t.encode() for t in config.auth.write_tokens]
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen; return the bound port (useful with port 0)."""
+        self._server = await asyncio.start_server(
+            self._accept, host, port, ssl=self.ssl_context, limit=_READ_CHUNK
+        )
+        sock = self._server.sockets[0]
+        return int(sock.getsockname()[1])
+
+    async def close(self) -> None:
+        """Stop accepting, let in-flight appends finish and their ACKs go out, then close."""
+        self._draining = True
+        if self._server is not None:
+            self._server.close()
+        for session in list(self._sessions):
+            session.stop_reading()
+        if self._server is not None:
+            await self._server.wait_closed()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=30)
+        for task in list(self._tasks):
+            task.cancel()
+        self._validators.shutdown(wait=True)
+
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _token_ok(self, token: str) -> bool:
+        if not self._tokens:
+            return True
+        given = token.encode()
+        # Compare with every token, always: how long this takes says nothing about which
+        # token came close.
+        ok = False
+        for t in self._tokens:
+            ok |= hmac.compare_digest(given, t)
+        return ok
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        m = self.metrics
+        if len(self._tasks) > self.config.limits.max_connections:
+            m.protocol_errors.labels("too_many_connections").inc()
+            writer.write(
+                wp.Connection(wp.Role.SERVER).send(
+                    wp.Error("too_many_connections", "connection limit reached", retriable=True)
+                )
+            )
+            await _close(writer)
+            return
+        m.connections.inc()
+        m.connections_total.inc()
+        session = _Session(self, reader, writer)
+        self._sessions.add(session)
+        try:
+            await session.run()
+        except wp.ProtocolError as exc:
+            if exc.code != "closed":
+                m.protocol_errors.labels(exc.code).inc()
+                log.info("closing %s: %s", peer, exc)
+                session.send_error(exc.code, str(exc))
+        except (ConnectionError, TimeoutError, ssl.SSLError, OSError) as exc:
+            log.info("connection %s ended: %s", peer, exc)
+        finally:
+            self._sessions.discard(session)
+            await session.finish()
+            m.connections.dec()
+            await _close(writer)
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    try:
+        writer.close()
+        await asyncio.wait_for(writer.wait_closed(), 5)
+    except (ConnectionError, TimeoutError, ssl.SSLError, OSError):
+        pass
+
+
+class _Stop(Exception):
+    """The server is shutting down: stop reading this connection."""
+
+
+class _Session:
+    """One connection's protocol state and its in-flight appends."""
+
+    def __init__(
+        self, server: IngestServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.conn = wp.Connection(wp.Role.SERVER)
+        self.producer_id = bytes(16)
+        self.inflight: asyncio.Queue[asyncio.Future[wp.Ack | wp.Nack]] = asyncio.Queue(
+            server.config.limits.max_inflight_per_connection
+        )
+        self.loop = asyncio.get_running_loop()
+        self.acker = self.loop.create_task(self._ack_in_order())
+        self._read: asyncio.Task[bytes] | None = None
+        self._stopping = False
+        self.started = self.loop.time()
+        self.frame_started: float | None = None
+
+    def stop_reading(self) -> None:
+        """Take no more frames (shutdown): in-flight appends still get their replies."""
+        self._stopping = True
+        if self._read is not None:
+            self._read.cancel()
+
+    def send(self, event: wp.Event) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(self.conn.send(event))
+
+    def send_error(self, code: str, message: str, retriable: bool = False) -> None:
+        self.send(wp.Error(code, message, retriable))
+        self.conn.close()
+
+    async def _read_more(self) -> None:
+        """Read once, within the deadline of the current phase.
+
+        Deadlines are absolute, not per read: a peer dribbling one byte at a time (slowloris)
+        still has to finish its handshake, or a started frame, in time.
+        """
+        limits = self.server.config.limits
+        now = self.loop.time()
+        if self.conn.state is wp.State.HANDSHAKE:
+            what, deadline = "handshake", self.started + limits.handshake_timeout_s
+        elif self.conn.mid_frame:
+            if self.frame_started is None:
+                self.frame_started = now
+            what, deadline = "frame", self.frame_started + limits.frame_timeout_s
+        else:
+            self.frame_started = None
+            what, deadline = "idle", now + limits.idle_timeout_s
+        self._read = self.loop.create_task(self.reader.read(_READ_CHUNK))
+        try:
+            data = await asyncio.wait_for(self._read, max(0.0, deadline - now))
+        except asyncio.CancelledError:
+            if self._stopping:
+                raise _Stop from None
+            raise
+        except TimeoutError:
+            raise wp.ProtocolError(f"{what} not completed in time", f"{what}_timeout") from None
+        self.conn.receive_data(data)
+
+    async def run(self) -> None:
+        try:
+            await self._run()
+        except _Stop:
+            return
+
+    async def _run(self) -> None:
+        while True:
+            event = self.conn.next_event()
+            if event is wp.NEED_DATA:
+                if self._stopping:
+                    return
+                await self._read_more()
+                continue
+            self.frame_started = None
+            match event:
+                case wp.Hello():
+                    if not self._hello(event):
+                        return
+                case wp.Produce():
+                    await self._produce(event)
+                case wp.Ping():
+                    self.send(wp.Pong())
+                case wp.Pong():
+                    pass
+                case wp.Error():
+                    log.info("peer error %s: %s", event.code, event.message)
+                    return
+                case _:
+                    raise wp.ProtocolError(f"unexpected {type(event).__name__}", "unexpected_frame")
+
+    def _hello(self, hello: wp.Hello) -> bool:
+        if hello.version != wp.PROTOCOL_VERSION:
+            self.server.metrics.protocol_errors.labels("version").inc()
+            self.send_error(
+                "unsupported_version",
+                f"protocol version {hello.version} is not "
+                f"supported (this collector speaks {wp.PROTOCOL_VERSION})",
+            )
+            return False
+        if not self.server._token_ok(hello.token):
+            self.server.metrics.protocol_errors.labels("unauthorized").inc()
+            self.send_error("unauthorized", "invalid or missing write token")
+            return False
+        self.producer_id = hello.producer_id
+        cfg = self.server.config.limits
+        self.send(
+            wp.Welcome(
+                wp.PROTOCOL_VERSION,
+                SERVER_NAME,
+                wp.MAX_FRAME,
+                cfg.max_inflight_per_connection,
+                HEARTBEAT_S,
+            )
+        )
+        return True
+
+    async def _produce(self, p: wp.Produce) -> None:
+        started = time.perf_counter()
+        fut: asyncio.Future[wp.Ack | wp.Nack] = self.loop.create_future()
+        await self.inflight.put(fut)  # blocks reading when the window is full
+        server = self.server
+        try:
+            validate_topic(p.topic)
+            batch = await self.loop.run_in_executor(server._validators, _validate, p.batch)
+            if batch.header.producer_id != self.producer_id:
+                raise CorruptBatch("batch producer id differs from the connection's HELLO")
+            config = server.store.ensure_topic(p.topic)
+            key = p.key or (batch.hosts[0] if batch.hosts else "")
+            partition = partition_for(key, config.partitions)
+            stored = server.store.submit(p.topic, partition, p.batch)
+        except InvalidTopicName as exc:
+            self._nack(fut, p, "invalid_topic", str(exc), retriable=False)
+            return
+        except BatchTooLarge as exc:
+            self._nack(fut, p, "too_large", str(exc), retriable=False)
+            return
+        except CorruptBatch as exc:
+            self._nack(fut, p, "corrupt_batch", str(exc), retriable=False)
+            return
+        except WharfError as exc:
+            self._nack(fut, p, "rejected", str(exc), retriable=exc.retriable)
+            return
+
+        def done(result: Future[AppendResult]) -> None:
+            self.loop.call_soon_threadsafe(self._stored, fut, p, result, started)
+
+        stored.add_done_callback(done)
+
+    def _nack(
+        self,
+        fut: asyncio.Future[wp.Ack | wp.Nack],
+        p: wp.Produce,
+        code: str,
+        message: str,
+        *,
+        retriable: bool,
+    ) -> None:
+        self.server.metrics.nacks.labels(code).inc()
+        fut.set_result(wp.Nack(p.correlation_id, code, message, retriable))
+
+    def _stored(
+        self,
+        fut: asyncio.Future[wp.Ack | wp.Nack],
+        p: wp.Produce,
+        result: Future[AppendResult],
+        started: float,
+    ) -> None:
+        m = self.server.metrics
+        exc = result.exception()
+        if exc is not None:
+            log.error("append to %s failed: %s", p.topic, exc)
+            retriable = not isinstance(exc, WharfError) or exc.retriable
+            self._nack(fut, p, "store_error", str(exc), retriable=retriable)
+            return
+        r = result.result()
+        m.append_seconds.observe(time.perf_counter() - started)
+        m.batches.labels(p.topic).inc()
+        if r.duplicate:
+            m.duplicates.labels(p.topic).inc()
+        else:
+            m.records.labels(p.topic).inc(r.record_count)
+            m.bytes.labels(p.topic).inc(len(p.batch))
+        fut.set_result(
+            wp.Ack(p.correlation_id, r.partition, r.base_offset, r.record_count, r.duplicate)
+        )
+
+    async def _ack_in_order(self) -> None:
+        broken = False
+        while True:
+            fut = await self.inflight.get()
+            try:
+                reply = await fut
+                self.send(reply)
+                if not broken:
+                    await self.writer.drain()  # a peer that does not read its ACKs stalls here
+            except (ConnectionError, OSError):
+                broken = True
+            finally:
+                self.inflight.task_done()
+
+    async def finish(self) -> None:
+        """Wait for in-flight appends (they are durable or failed) and send their replies."""
+        try:
+            await asyncio.wait_for(self.inflight.join(), 30)
+            if not self.writer.is_closing():
+                await self.writer.drain()
+        except (TimeoutError, ConnectionError, OSError):
+            pass
+        finally:
+            self.acker.cancel()

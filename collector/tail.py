@@ -1,0 +1,268 @@
+"""Live tail: ``GET /v1/tail`` streams matching records as they become durable.
+
+The store calls a listener on its committer thread after every durable commit; the hub turns
+that into an ``asyncio.Event`` per open tail (``call_soon_threadsafe``), so a tail wakes within
+a loop turn of the ack instead of polling. New records are read off the loop, from each
+partition's last sent offset to its durable end.
+
+Every few idle seconds a tail sends ``{"heartbeat": true, "cursor": "t:0:120,t:1:55"}`` (so
+proxies keep the stream open). The cursor is the next offset per partition; together with the
+offsets of the records received after it, a client can reconnect with ``from=`` and continue
+without a gap or a repeat, even across a collector restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Final
+
+from aiohttp import web
+
+from collector.http_util import (
+    CLIENT_CHECK_S,
+    CLOSING,
+    IO_POOL,
+    METRICS,
+    STORE,
+    client_gone,
+    encode_hit,
+    encode_line,
+    param_int,
+    start_ndjson,
+)
+from collector.merge import iter_hits, watched
+from collector.search import Filters, parse_filters
+from collector.storage import Store
+from collector.storage.scan import ScanStats, scan
+from wharf.errors import InvalidArgument, OffsetOutOfRange, WharfError
+
+# ``n`` (records shown before following) is capped: a tail is for watching, not for export.
+MAX_BACKFILL: Final = 10_000
+# One read sends at most this many records before the next read continues: bounds the memory
+# a burst can take and lets heartbeats and disconnect checks in between.
+_READ_RECORDS: Final = 5_000
+DEFAULT_HEARTBEAT_S: Final = 5.0
+
+Position = tuple[str, int]
+
+
+@dataclass(eq=False)
+class _Waiter:
+    topics: frozenset[str]
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class TailHub:
+    """Wakes the open tails of a topic when the store makes new records of it durable."""
+
+    def __init__(self) -> None:
+        self._waiters: set[_Waiter] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    def attach(self, store: Store, loop: asyncio.AbstractEventLoop) -> None:
+        """Listen to ``store``'s commits and wake waiters on ``loop``."""
+        self._loop = loop
+        store.add_listener(self._on_commit)
+
+    def close(self) -> None:
+        """Stop relaying (the store keeps the listener; it then does nothing)."""
+        self._closed = True
+        self.wake_all()
+
+    def _on_commit(self, topic: str, partition: int, end_offset: int) -> None:
+        # On the committer thread: hand over and return at once.
+        loop = self._loop
+        if self._closed or loop is None or not self._waiters:
+            return
+        try:
+            loop.call_soon_threadsafe(self._wake, topic)
+        except RuntimeError:  # the loop is closed
+            self._closed = True
+
+    def _wake(self, topic: str) -> None:
+        for w in self._waiters:
+            if topic in w.topics:
+                w.event.set()
+
+    def wake_all(self) -> None:
+        """Wake every tail (shutdown)."""
+        for w in self._waiters:
+            w.event.set()
+
+    def register(self, topics: list[str]) -> _Waiter:
+        """A waiter woken by commits to any of ``topics``."""
+        w = _Waiter(frozenset(topics))
+        self._waiters.add(w)
+        return w
+
+    def unregister(self, w: _Waiter) -> None:
+        """Forget ``w``."""
+        self._waiters.discard(w)
+
+
+HUB: Final = web.AppKey("tail_hub", TailHub)
+HEARTBEAT_S: Final = web.AppKey("tail_heartbeat_s", float)
+
+
+def parse_cursor(text: str, topics: list[str]) -> dict[Position, int]:
+    """``from=``: ``topic:partition:offset`` items, or ``partition:offset`` for a single topic."""
+    out: dict[Position, int] = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        parts = item.split(":")
+        if len(parts) == 2 and len(topics) == 1:
+            parts = [topics[0], *parts]
+        if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+            raise InvalidArgument(
+                f"from={item!r}: expected topic:partition:offset (or partition:offset when "
+                "tailing one topic)"
+            )
+        topic, p, o = parts[0], int(parts[1]), int(parts[2])
+        if topic not in topics:
+            raise InvalidArgument(f"from={item!r}: topic {topic!r} is not being tailed")
+        out[(topic, p)] = o
+    return out
+
+
+def format_cursor(positions: dict[Position, int]) -> str:
+    """The ``from=`` text for ``positions``."""
+    return ",".join(f"{t}:{p}:{o}" for (t, p), o in sorted(positions.items()))
+
+
+def start_positions(
+    store: Store, topics: list[str], resume: dict[Position, int]
+) -> dict[Position, int]:
+    """Where each partition's tail starts: its durable end, or the resume offset when given
+    (raised to the partition start if retention removed it meanwhile)."""
+    positions: dict[Position, int] = {}
+    for t in topics:
+        for part in store.partitions(t):
+            positions[(t, part.number)] = part.durable_offset
+    for key, offset in resume.items():
+        if key not in positions:
+            raise InvalidArgument(f"from: topic {key[0]!r} has no partition {key[1]}")
+        part = store.partition(*key)
+        if offset > part.durable_offset:
+            raise OffsetOutOfRange(
+                f"from: offset {offset} is past the end of {key[0]}:{key[1]} "
+                f"(end is {part.durable_offset})"
+            )
+        positions[key] = max(offset, part.start_offset)
+    return positions
+
+
+def read_new(
+    store: Store, filters: Filters, positions: dict[Position, int], cancel: threading.Event
+) -> tuple[bytes, dict[Position, int], bool]:
+    """Matching records from ``positions`` to each durable end (worker thread): the NDJSON,
+    the new positions, and whether more remain (the record budget ran out)."""
+    out = bytearray()
+    moved = dict(positions)
+    budget = _READ_RECORDS
+    where = filters.where
+    for (topic, p), pos in positions.items():
+        part = store.partition(topic, p)
+        end = part.durable_offset
+        if end <= pos:
+            continue
+        start = max(pos, part.start_offset)
+        moved[(topic, p)] = end
+        stats = ScanStats()
+        for h in scan(
+            watched(part, cancel), filters.query, from_offset=start, to_offset=end, stats=stats
+        ):
+            if where is not None and not where.matches(h.record):
+                continue
+            out += encode_hit(topic, p, h.offset, h.record)
+            budget -= 1
+            if budget <= 0:
+                moved[(topic, p)] = h.offset + 1
+                return bytes(out), moved, True
+    return bytes(out), moved, False
+
+
+def backfill(
+    store: Store, filters: Filters, positions: dict[Position, int], n: int, cancel: threading.Event
+) -> bytes:
+    """The last ``n`` matching records before ``positions``, oldest first (worker thread)."""
+    hits = list(
+        islice(
+            iter_hits(
+                store,
+                filters.topics,
+                filters.query,
+                filters.where,
+                desc=True,
+                cancel=cancel,
+                stats=ScanStats(),
+                ends=positions,
+            ),
+            n,
+        )
+    )
+    return b"".join(encode_hit(h.topic, h.partition, h.offset, h.record) for h in reversed(hits))
+
+
+async def handle_tail(request: web.Request) -> web.StreamResponse:
+    """``GET /v1/tail``: the last ``n`` matching records, then new ones as they are acked."""
+    app = request.app
+    store = app[STORE]
+    filters = parse_filters(request.query, store)
+    n = param_int(request.query, "n", 0) or 0
+    if n > MAX_BACKFILL:
+        raise InvalidArgument(f"parameter n={n} exceeds {MAX_BACKFILL}")
+    resume = parse_cursor(request.query.get("from", ""), filters.topics)
+    heartbeat_s = app[HEARTBEAT_S]
+    positions = start_positions(store, filters.topics, resume)
+    hub, closing, pool = app[HUB], app[CLOSING], app[IO_POOL]
+    loop = asyncio.get_running_loop()
+    cancel = threading.Event()
+    waiter = hub.register(filters.topics)  # before the first read: no commit can be missed
+    app[METRICS].tails_active.inc()
+    resp: web.StreamResponse | None = None
+    try:
+        resp = await start_ndjson(request)
+        if n and not resume:
+            await resp.write(
+                await loop.run_in_executor(pool, backfill, store, filters, positions, n, cancel)
+            )
+        await resp.write(encode_line({"heartbeat": True, "cursor": format_cursor(positions)}))
+        next_beat = loop.time() + heartbeat_s
+        while not closing.is_set():
+            waiter.event.clear()
+            chunk, positions, more = await loop.run_in_executor(
+                pool, read_new, store, filters, positions, cancel
+            )
+            if chunk:
+                await resp.write(chunk)
+            if more:
+                continue
+            while not waiter.event.is_set() and not closing.is_set():
+                if client_gone(request):
+                    return resp
+                now = loop.time()
+                if now >= next_beat:
+                    await resp.write(
+                        encode_line({"heartbeat": True, "cursor": format_cursor(positions)})
+                    )
+                    next_beat = now + heartbeat_s
+                wait = min(CLIENT_CHECK_S, max(0.0, next_beat - now))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiter.event.wait(), wait)
+        return resp
+    except ConnectionError:  # the client went away
+        return resp if resp is not None else web.Response()
+    except WharfError as exc:  # e.g. the topic was deleted while tailed
+        if resp is None:
+            raise
+        with contextlib.suppress(ConnectionError):
+            await resp.write(encode_line({"error": str(exc)}))
+        return resp
+    finally:
+        cancel.set()
+        hub.unregister(waiter)
+        app[METRICS].tails_active.dec()

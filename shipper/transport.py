@@ -1,0 +1,330 @@
+"""The producer side of the native protocol: a window of batches in flight, acks matched by
+correlation id, reconnects with backoff and jitter, failover across collectors, and resending of
+everything unacknowledged, in order, on the new connection (the collector drops what it already
+has, by the batch's spans, so a resend never duplicates).
+
+Like aiokafka's connection: every ``send`` returns when its batch is acknowledged; on a lost
+connection the pending sends do not fail, they wait for the resend. Only a non-retriable NACK,
+or ``close()``, or running past ``deadline_s`` without any collector fails them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from wharf import protocol as wp
+from wharf.errors import RemoteError, WharfError
+
+log = logging.getLogger(__name__)
+
+_READ_CHUNK = 256 * 1024
+
+
+class DeliveryError(WharfError):
+    """A batch was refused for good (NACK not retriable) or could not be delivered in time."""
+
+
+class CollectorUnavailable(DeliveryError):
+    """No collector accepted a connection before the deadline."""
+
+    retriable = True
+
+
+@dataclass(eq=False)
+class _Pending:
+    correlation_id: int
+    topic: str
+    key: str
+    batch: bytes
+    future: asyncio.Future[wp.Ack]
+    generation: int = -1  # connection generation it was last written on
+    sent_at: float = field(default=0.0)
+
+
+def _split(addr: str) -> tuple[str, int]:
+    host, _, port = addr.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"collector address {addr!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+class Producer:
+    """Deliver batches to the first collector of ``addresses`` that answers.
+
+    ``window`` bounds the batches sent but not acknowledged; ``send`` waits for room.
+    """
+
+    def __init__(
+        self,
+        addresses: list[str],
+        *,
+        producer_id: bytes,
+        token: str = "",
+        ssl_context: ssl.SSLContext | None = None,
+        window: int = 8,
+        client_name: str = "wharf",
+        connect_timeout_s: float = 5.0,
+        ack_timeout_s: float = 60.0,
+        deadline_s: float | None = None,
+        backoff_s: tuple[float, float] = (0.05, 5.0),
+    ) -> None:
+        if not addresses:
+            raise ValueError("at least one collector address is needed")
+        self.addresses = [_split(a) for a in addresses]
+        self.producer_id = producer_id
+        self.token = token
+        self.ssl_context = ssl_context
+        self.window = window
+        self.client_name = client_name
+        self.connect_timeout_s = connect_timeout_s
+        self.ack_timeout_s = ack_timeout_s
+        self.deadline_s = deadline_s
+        self.backoff_s = backoff_s
+        self.connected = asyncio.Event()
+        self.state = "disconnected"
+        self.last_error = ""
+        self.reconnects = 0
+        self._room = asyncio.Semaphore(window)
+        self._unacked: OrderedDict[int, _Pending] = OrderedDict()
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._next_id = 1
+        self._generation = 0
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+        self._since_unavailable: float | None = None
+        self._fatal: DeliveryError | None = None
+
+    def __repr__(self) -> str:
+        return f"<Producer {self.state} unacked={len(self._unacked)}>"
+
+    async def start(self) -> None:
+        """Start the connection task (``send`` starts it too)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def send(self, topic: str, batch: bytes, key: str = "") -> wp.Ack:
+        """Deliver one batch; return its ACK once durable on the collector."""
+        if self._fatal is not None:
+            raise self._fatal
+        await self.start()
+        await self._room.acquire()
+        try:
+            fut: asyncio.Future[wp.Ack] = asyncio.get_running_loop().create_future()
+            p = _Pending(self._next_id, topic, key, batch, fut)
+            self._next_id += 1
+            self._unacked[p.correlation_id] = p
+            self._queue.put_nowait(p)
+            return await fut
+        finally:
+            self._room.release()
+
+    async def flush(self) -> None:
+        """Wait until nothing is in flight."""
+        while self._unacked:
+            await asyncio.gather(
+                *(p.future for p in list(self._unacked.values())), return_exceptions=True
+            )
+
+    async def close(self) -> None:
+        """Stop; sends still pending fail with ``DeliveryError``."""
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for p in self._unacked.values():
+            if not p.future.done():
+                p.future.set_exception(DeliveryError("producer closed before the ack"))
+        self._unacked.clear()
+
+    # -- connection management ----------------------------------------------------------
+
+    async def _run(self) -> None:
+        attempt = 0
+        index = 0
+        while not self._closed:
+            host, port = self.addresses[index % len(self.addresses)]
+            try:
+                reader, writer, conn = await self._connect(host, port)
+            except DeliveryError as exc:
+                self._note_failure(f"{host}:{port}: {exc}")
+                if not exc.retriable:
+                    self._fatal = exc
+                    self._fail_all(exc)
+                    return
+                index += 1
+                attempt += 1
+                await asyncio.sleep(self._backoff(attempt))
+                continue
+            except (OSError, TimeoutError, RemoteError, ssl.SSLError) as exc:
+                self._note_failure(f"{host}:{port}: {exc}")
+                index += 1
+                attempt += 1
+                await asyncio.sleep(self._backoff(attempt))
+                continue
+            attempt = 0
+            self._since_unavailable = None
+            self._generation += 1
+            self.state = f"connected {host}:{port}"
+            self.connected.set()
+            try:
+                await self._serve(reader, writer, conn)
+            except (OSError, TimeoutError, RemoteError, ssl.SSLError) as exc:
+                self._note_failure(f"{host}:{port}: {exc}")
+            finally:
+                self.connected.clear()
+                self.state = "disconnected"
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await writer.wait_closed()
+            if not self._closed:
+                self.reconnects += 1
+                await asyncio.sleep(self._backoff(1))
+
+    def _note_failure(self, message: str) -> None:
+        self.last_error = message
+        log.warning("collector connection: %s", message)
+        now = time.monotonic()
+        if self._since_unavailable is None:
+            self._since_unavailable = now
+        if self.deadline_s is not None and now - self._since_unavailable > self.deadline_s:
+            self._fail_all(
+                CollectorUnavailable(
+                    f"no collector accepted the batches for {self.deadline_s:g} s "
+                    f"(last error: {message})"
+                )
+            )
+
+    def _fail_all(self, exc: WharfError) -> None:
+        for p in list(self._unacked.values()):
+            if not p.future.done():
+                p.future.set_exception(exc)
+        self._unacked.clear()
+
+    def _backoff(self, attempt: int) -> float:
+        low, high = self.backoff_s
+        return random.uniform(0, min(high, low * 2 ** min(attempt, 16)))  # full jitter
+
+    async def _connect(
+        self, host: str, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, wp.Connection]:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=self.ssl_context, limit=_READ_CHUNK),
+            self.connect_timeout_s,
+        )
+        conn = wp.Connection(wp.Role.CLIENT)
+        try:
+            writer.write(
+                conn.send(
+                    wp.Hello(wp.PROTOCOL_VERSION, self.producer_id, self.token, self.client_name)
+                )
+            )
+            while True:
+                event = conn.next_event()
+                if event is wp.NEED_DATA:
+                    data = await asyncio.wait_for(reader.read(_READ_CHUNK), self.connect_timeout_s)
+                    conn.receive_data(data)
+                    continue
+                if isinstance(event, wp.Error):
+                    err = DeliveryError(
+                        f"collector refused the connection: {event.code}: {event.message}"
+                    )
+                    err.retriable = event.retriable
+                    raise err
+                assert isinstance(event, wp.Welcome)
+                self.window = min(self.window, event.max_inflight)
+                return reader, writer, conn
+        except BaseException:
+            writer.close()
+            raise
+
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: wp.Connection
+    ) -> None:
+        gen = self._generation
+        # Everything unacknowledged goes again, first and in order.
+        for p in list(self._unacked.values()):
+            self._write(writer, conn, p, gen)
+        sender = asyncio.get_running_loop().create_task(self._send_loop(writer, conn, gen))
+        try:
+            await self._read_loop(reader, writer, conn)
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await sender
+
+    def _write(
+        self, writer: asyncio.StreamWriter, conn: wp.Connection, p: _Pending, gen: int
+    ) -> None:
+        p.generation = gen
+        p.sent_at = time.monotonic()
+        writer.write(conn.send(wp.Produce(p.correlation_id, p.topic, p.batch, p.key)))
+
+    async def _send_loop(self, writer: asyncio.StreamWriter, conn: wp.Connection, gen: int) -> None:
+        while True:
+            p = await self._queue.get()
+            if p.correlation_id not in self._unacked or p.generation == gen:
+                continue  # acked already, or resent on this connection at connect time
+            self._write(writer, conn, p, gen)
+            await writer.drain()
+
+    async def _read_loop(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: wp.Connection
+    ) -> None:
+        heartbeat = 10.0
+        while True:
+            event = conn.next_event()
+            if event is wp.NEED_DATA:
+                try:
+                    data = await asyncio.wait_for(reader.read(_READ_CHUNK), heartbeat)
+                except TimeoutError:
+                    oldest = next(iter(self._unacked.values()), None)
+                    if oldest and time.monotonic() - oldest.sent_at > self.ack_timeout_s:
+                        raise TimeoutError(f"no ack for {self.ack_timeout_s:g} s") from None
+                    writer.write(conn.send(wp.Ping()))
+                    continue
+                conn.receive_data(data)
+                continue
+            match event:
+                case wp.Ack():
+                    p = self._unacked.pop(event.correlation_id, None)
+                    if p is not None and not p.future.done():
+                        p.future.set_result(event)
+                case wp.Nack():
+                    self._nacked(event)
+                case wp.Ping():
+                    writer.write(conn.send(wp.Pong()))
+                case wp.Pong():
+                    pass
+                case wp.Error():
+                    raise wp.ProtocolError(
+                        f"collector error {event.code}: {event.message}", event.code
+                    )
+                case _:
+                    raise wp.ProtocolError(f"unexpected {type(event).__name__}")
+
+    def _nacked(self, nack: wp.Nack) -> None:
+        p = self._unacked.get(nack.correlation_id)
+        if p is None:
+            return
+        if nack.retriable:
+            # Resend it and everything after it, in order, on a fresh connection: sending it
+            # alone, later, could put it behind a newer batch of the same file, and the
+            # collector would then take it for a duplicate.
+            raise wp.ProtocolError(
+                f"batch {p.correlation_id} refused for now ({nack.code}: "
+                f"{nack.message}); reconnecting to resend",
+                nack.code,
+            )
+        del self._unacked[nack.correlation_id]
+        if not p.future.done():
+            p.future.set_exception(
+                DeliveryError(f"collector refused batch: {nack.code}: {nack.message}")
+            )
