@@ -18,7 +18,9 @@ from wharf.record import Record
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(records, min_size=1, max_size=40))
 def test_read_of_build_gives_the_records_back(recs: list[Record]) -> None:
-    assert wb.read(wb.build(recs)) == recs
+    data = wb.build(recs)
+    wb.Batch(data).validate()
+    assert wb.read(data) == recs
 
 
 @settings(max_examples=20, suppress_health_check=[HealthCheck.too_slow])
@@ -89,6 +91,8 @@ def test_garbage_with_a_valid_checksum_still_raises_only_corrupt_batch(
     data[pos : pos + len(noise)] = noise
     struct.pack_into(">I", data, 16, len(data) - wb.PREFIX_SIZE)
     struct.pack_into(">I", data, 20, zlib.crc32(bytes(data[24:])))
+    with contextlib.suppress(CorruptBatch):
+        wb.Batch(bytes(data)).validate()
     with contextlib.suppress(CorruptBatch):
         wb.Batch(bytes(data)).records()
 

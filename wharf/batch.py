@@ -111,7 +111,7 @@ class _Columns(msgspec.Struct, array_like=True):
     host: bytes  # uint32 index into meta.hosts
     source: bytes  # uint32 index into meta.sources
     level: bytes  # one code per record: 0 none, 1.. LEVELS
-    line_len: bytes  # uint32 byte length of each line
+    line_len: bytes  # uint32 byte length of each line; empty unless ATTR_MULTILINE
     file: bytes  # uint32 index into file_ids
     offset: bytes  # zigzag deltas of the origin offsets, shuffled uint64
     fields_len: bytes  # uint32 byte length of each record's encoded fields (0: empty)
@@ -123,6 +123,7 @@ _meta_dec = msgspec.msgpack.Decoder(_Meta)
 _cols_dec = msgspec.msgpack.Decoder(_Columns)
 _fields_enc = msgspec.msgpack.Encoder()
 _fields_dec = msgspec.msgpack.Decoder(dict[str, Any])
+_fields_list_dec = msgspec.msgpack.Decoder(list[dict[str, Any]])
 _local = threading.local()
 
 
@@ -243,7 +244,15 @@ def build(
     if min_ts < -(2**63) or max_ts >= 2**63:
         raise InvalidArgument(f"record ts outside the 64-bit range: {min_ts}..{max_ts}")
     lines = [r.line for r in records]
-    line_len = [len(s) if s.isascii() else len(s.encode("utf-8", "surrogatepass")) for s in lines]
+    lines_raw = "\n".join(lines).encode("utf-8", "surrogatepass")
+    attrs = ATTR_MULTILINE if lines_raw.count(b"\n") != n - 1 else 0
+    # Line lengths are only stored when some line holds a newline; otherwise the newlines of
+    # the blob delimit the records and the column would be ~5% of the batch for nothing.
+    line_len = (
+        [len(s) if s.isascii() else len(s.encode("utf-8", "surrogatepass")) for s in lines]
+        if attrs
+        else []
+    )
     field_blobs: list[bytes] = []
     fields_len: list[int] = []
     for r in records:
@@ -269,8 +278,6 @@ def build(
         raise InvalidArgument(f"a record value is out of range: {exc}") from exc
     if max(len(hosts.values), len(sources.values), len(files.values)) > MAX_DICT_ENTRIES:
         raise BatchTooLarge(f"more than MAX_DICT_ENTRIES={MAX_DICT_ENTRIES} distinct values")
-    lines_raw = "\n".join(lines).encode("utf-8", "surrogatepass")
-    attrs = ATTR_MULTILINE if lines_raw.count(b"\n") != n - 1 else 0
     fields_raw = b"".join(field_blobs)
     if len(lines_raw) > MAX_LINES_BYTES:
         raise BatchTooLarge(f"{len(lines_raw)} bytes of lines exceed MAX_LINES_BYTES")
@@ -548,7 +555,8 @@ class Batch:
                 raise CorruptBatch(f"columns: {exc}") from exc
             n = h.record_count
             for name, size in (
-                ("ts", 8), ("host", 4), ("source", 4), ("level", 1), ("line_len", 4),
+                ("ts", 8), ("host", 4), ("source", 4), ("level", 1),
+                ("line_len", 4 if h.attributes & ATTR_MULTILINE else 0),
                 ("file", 4), ("offset", 8), ("fields_len", 4),
             ):  # fmt: skip
                 got = len(getattr(cols, name))
@@ -570,7 +578,11 @@ class Batch:
         position ``p`` in the blob belongs to record ``bisect_right(stops, p)``.
         """
         if self._stops is None:
-            lens = _from_le("I", self.columns().line_len, self.header.record_count, "line_len")
+            n = self.header.record_count
+            if self.flat:
+                lens: Iterable[int] = map(len, self._flat_lines())
+            else:
+                lens = _from_le("I", self.columns().line_len, n, "line_len")
             stops = list(accumulate(map(_PLUS_ONE, lens)))
             if stops[-1] - 1 != self.header.lines_ulen:
                 raise CorruptBatch(
@@ -579,6 +591,16 @@ class Batch:
                 )
             self._stops = stops
         return self._stops
+
+    def _flat_lines(self) -> list[bytes]:
+        """The lines of a flat batch, split on newlines (one C call)."""
+        parts = self.lines_blob().split(b"\n")
+        if len(parts) != self.header.record_count:
+            raise CorruptBatch(
+                f"{len(parts)} lines in the blob for {self.header.record_count} records "
+                "(the batch says no line holds a newline)"
+            )
+        return parts
 
     def line_span(self, i: int) -> tuple[int, int]:
         """Start and end of line ``i`` inside ``lines_blob()``."""
@@ -603,8 +625,11 @@ class Batch:
         n = self.header.record_count
         idx: Iterable[int] = range(n) if indexes is None else indexes
         cols = self.columns()
-        blob = self.lines_blob()
-        stops = self.line_stops()
+        if self.flat:
+            lines = self._flat_lines()
+        else:
+            blob, stops = self.lines_blob(), self.line_stops()
+            lines = [blob[a:b] for a, b in zip([0, *stops], [s - 1 for s in stops], strict=False)]
         ts = self.timestamps()
         host = _from_le("I", cols.host, n, "host")
         source = _from_le("I", cols.source, n, "source")
@@ -627,9 +652,7 @@ class Batch:
                 out.append(
                     Record(
                         ts=ts[i],
-                        line=blob[stops[i - 1] if i else 0 : stops[i] - 1].decode(
-                            "utf-8", "surrogatepass"
-                        ),
+                        line=lines[i].decode("utf-8", "surrogatepass"),
                         host=hosts[host[i]],
                         source=sources[source[i]],
                         fields=fields,
@@ -645,11 +668,30 @@ class Batch:
     def validate(self) -> None:
         """Decode everything once and check it (a collector does this before storing a batch
         from the network, so readers can trust what is on disk)."""
+        n = len(self)
         blob = self.lines_blob()
         self.line_stops()
-        if self.flat != (blob.count(b"\n") == len(self) - 1):
-            raise CorruptBatch("attributes say no line holds a newline, but one does")
-        self.records()
+        if self.flat != (blob.count(b"\n") == n - 1):
+            raise CorruptBatch("attributes disagree with the lines about embedded newlines")
+        cols = self.columns()
+        for name, limit in (
+            ("host", len(self.hosts)),
+            ("source", len(self.sources)),
+            ("file", len(cols.file_ids)),
+        ):
+            if max(_from_le("I", getattr(cols, name), n, name)) >= limit:
+                raise CorruptBatch(f"column {name} points past its dictionary of {limit}")
+        if cols.level and max(cols.level) >= len(_LEVEL_NAME):
+            raise CorruptBatch("unknown level code")
+        flen = _from_le("I", cols.fields_len, n, "fields_len")
+        self._fields_positions(flen)
+        present = sum(1 for x in flen if x)
+        if present:
+            # All field maps in one decode: an array header in front of the concatenation.
+            try:
+                _fields_list_dec.decode(b"\xdd" + present.to_bytes(4, "big") + self._fields_blob())
+            except (msgspec.DecodeError, ValueError) as exc:
+                raise CorruptBatch(f"fields: {exc}") from exc
 
     def _fields_blob(self) -> bytes:
         if self._fields is None:
