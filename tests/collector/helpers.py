@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Coroutine
 from concurrent.futures import Future
 from pathlib import Path
@@ -72,3 +78,81 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+ROOT = Path(__file__).resolve().parents[2]
+WHARF = [sys.executable, "-m", "wharf"]
+
+
+class CollectorProcess:
+    """``wharf collector run`` as a child process on loopback; ``env`` points the CLI at it.
+
+    ``restart()`` starts a new process on the same ports and data directory (after a kill).
+    """
+
+    def __init__(self, data: Path, port: int | None = None, http: int | None = None) -> None:
+        self.data = data
+        self.port = port or free_port()
+        self.http = http or free_port()
+        self.env = {
+            **os.environ,
+            "WHARF_COLLECTOR": f"127.0.0.1:{self.port}",
+            "WHARF_HTTP": f"http://127.0.0.1:{self.http}",
+        }
+        self.proc = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [
+                *WHARF,
+                "collector",
+                "run",
+                "--data-dir",
+                str(self.data),
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--http",
+                f"127.0.0.1:{self.http}",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.http}/healthz", timeout=1):
+                    return proc
+            except OSError:
+                if proc.poll() is not None:
+                    raise AssertionError(f"collector exited with {proc.returncode}") from None
+                time.sleep(0.05)
+        proc.kill()
+        raise AssertionError("collector not healthy within 30 s")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def restart(self) -> None:
+        """Start again on the same ports and data."""
+        self.proc = self._spawn()
+
+    def stop(self) -> int:
+        """SIGTERM and wait; the exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(60)
+
+    def wharf(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        """Run the ``wharf`` CLI against this collector."""
+        return subprocess.run(
+            [*WHARF, *args],
+            cwd=ROOT,
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )

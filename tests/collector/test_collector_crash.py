@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -17,7 +13,7 @@ import pytest
 
 from collector.storage import Store
 from shipper.transport import Producer
-from tests.collector.helpers import free_port
+from tests.collector.helpers import CollectorProcess
 from wharf import batch as wb
 from wharf.record import Record
 
@@ -25,37 +21,6 @@ ROOT = Path(__file__).resolve().parents[2]
 KILLS = 12
 PER_BATCH = 50
 WIDTH = 40  # bytes per line in the pretend source file: record n covers [n*WIDTH, (n+1)*WIDTH)
-
-
-def _start(data: Path, port: int, http: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "wharf",
-            "collector",
-            "run",
-            "--data-dir",
-            str(data),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--http",
-            f"127.0.0.1:{http}",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            assert proc.poll() is None, "collector exited during start"
-            time.sleep(0.05)
-    raise AssertionError("collector did not start listening")
 
 
 def _batch(k: int) -> bytes:
@@ -76,16 +41,15 @@ PRODUCER = uuid.UUID(int=42).bytes
 
 @pytest.mark.slow
 def test_every_number_exactly_once_across_sigkills(tmp_path: Path) -> None:
-    port, http = free_port(), free_port()
-    proc = _start(tmp_path, port, http)
+    collector = CollectorProcess(tmp_path)
     rng = random.Random(7)
     kills = 0
     sent = 0
 
     async def stream() -> None:
-        nonlocal proc, kills, sent
+        nonlocal kills, sent
         producer = Producer(
-            [f"127.0.0.1:{port}"],
+            [f"127.0.0.1:{collector.port}"],
             producer_id=PRODUCER,
             window=8,
             backoff_s=(0.02, 0.3),
@@ -101,10 +65,9 @@ def test_every_number_exactly_once_across_sigkills(tmp_path: Path) -> None:
                 for t in done:
                     t.result()
             if kills < KILLS and time.monotonic() >= next_kill:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
+                collector.kill()
                 kills += 1
-                proc = await asyncio.to_thread(_start, tmp_path, port, http)
+                await asyncio.to_thread(collector.restart)
                 next_kill = time.monotonic() + rng.uniform(0.2, 1.0)
         for t in pending:
             await asyncio.wait_for(t, 60)
@@ -113,8 +76,7 @@ def test_every_number_exactly_once_across_sigkills(tmp_path: Path) -> None:
     try:
         asyncio.run(asyncio.wait_for(stream(), 240))
     finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0, "SIGTERM drains and exits 0"
+        assert collector.stop() == 0, "SIGTERM drains and exits 0"
     assert kills == KILLS
     with Store(tmp_path) as store:
         part = store.partition("crash", 0)

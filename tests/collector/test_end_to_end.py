@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +17,7 @@ import pytest
 
 from collector.storage import Store, TopicConfig
 from shipper.transport import Producer
-from tests.collector.helpers import free_port
+from tests.collector.helpers import CollectorProcess
 from tests.storage.helpers import DATA
 from wharf import batch as wb
 from wharf.record import Record
@@ -28,62 +26,10 @@ ROOT = Path(__file__).resolve().parents[2]
 WHARF = [sys.executable, "-m", "wharf"]
 
 
-class Running:
-    """A collector subprocess with its ports."""
-
-    def __init__(self, data: Path) -> None:
-        self.port, self.http = free_port(), free_port()
-        self.proc = subprocess.Popen(
-            [
-                *WHARF,
-                "collector",
-                "run",
-                "--data-dir",
-                str(data),
-                "--listen",
-                f"127.0.0.1:{self.port}",
-                "--http",
-                f"127.0.0.1:{self.http}",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-        )
-        self.env = {
-            **os.environ,
-            "WHARF_COLLECTOR": f"127.0.0.1:{self.port}",
-            "WHARF_HTTP": f"http://127.0.0.1:{self.http}",
-        }
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.http}/healthz", timeout=1):
-                    return
-            except OSError:
-                assert self.proc.poll() is None, "collector exited"
-                time.sleep(0.1)
-        raise AssertionError("collector not healthy in 30 s")
-
-    def wharf(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(
-            [*WHARF, *args],
-            cwd=ROOT,
-            env=self.env,
-            input=stdin,
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(60)
-
-
 @pytest.fixture(scope="module")
-def shipped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+def shipped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
     """A collector holding apache_combined.log (topic web) and auth.log (topic auth)."""
-    c = Running(tmp_path_factory.mktemp("e2e"))
+    c = CollectorProcess(tmp_path_factory.mktemp("e2e"))
     try:
         for topic, parser, name in (
             ("web", "clf", "apache_combined.log"),
@@ -110,7 +56,7 @@ CASES = [
 
 @pytest.mark.parametrize(("topic", "name", "args"), CASES)
 def test_wharf_grep_finds_what_grep_finds(
-    shipped: Running, topic: str, name: str, args: list[str]
+    shipped: CollectorProcess, topic: str, name: str, args: list[str]
 ) -> None:
     flags = [a for a in args[:-1] if a != "-E"]
     ours = shipped.wharf("grep", "-t", topic, *flags, "--", args[-1])
@@ -125,7 +71,7 @@ def test_wharf_grep_finds_what_grep_finds(
     assert sorted(ours.stdout.decode().splitlines()) == sorted(theirs.stdout.decode().splitlines())
 
 
-def test_ship_from_stdin_and_json_output(shipped: Running) -> None:
+def test_ship_from_stdin_and_json_output(shipped: CollectorProcess) -> None:
     lines = b"".join(f"stdin line {i}\r\n".encode() for i in range(100)) + b"last without newline"
     assert shipped.wharf("ship", "-t", "stdin", "-", stdin=lines).returncode == 0
     out = shipped.wharf("grep", "-t", "stdin", "-o", "json", "line")
@@ -147,7 +93,7 @@ def test_search_for_ten_seconds_while_ingest_keeps_its_rate(tmp_path: Path) -> N
         batch = wb.build([Record(ts=i, line=line, host="h") for i, line in enumerate(lines)])
         for _ in range(50):
             store.append("big", 0, batch)
-    c = Running(tmp_path)
+    c = CollectorProcess(tmp_path)
     stop_at = time.monotonic() + 10
     searches = 0
 
