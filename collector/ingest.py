@@ -87,6 +87,22 @@ class IngestServer:
             task.cancel()
         self._validators.shutdown(wait=True)
 
+    def sessions(self) -> list[dict[str, object]]:
+        """The connected producers (for ``/v1/status``); call on the event loop."""
+        out: list[dict[str, object]] = []
+        for s in list(self._sessions):
+            peer = s.writer.get_extra_info("peername")
+            out.append(
+                {
+                    "peer": f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer),
+                    "producer_id": s.producer_id.hex(),
+                    "client": s.client,
+                    "connected_s": round(max(0.0, s.loop.time() - s.started), 3),
+                    "in_flight": s.inflight.qsize(),
+                }
+            )
+        return out
+
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
         self._tasks.add(task)
@@ -158,6 +174,7 @@ class _Session:
         self.writer = writer
         self.conn = wp.Connection(wp.Role.SERVER)
         self.producer_id = bytes(16)
+        self.client = ""
         self.inflight: asyncio.Queue[asyncio.Future[wp.Ack | wp.Nack]] = asyncio.Queue(
             server.config.limits.max_inflight_per_connection
         )
@@ -255,6 +272,7 @@ class _Session:
             self.send_error("unauthorized", "invalid or missing write token")
             return False
         self.producer_id = hello.producer_id
+        self.client = hello.client
         cfg = self.server.config.limits
         self.send(
             wp.Welcome(

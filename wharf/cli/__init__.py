@@ -7,8 +7,11 @@ import typer
 from wharf.cli import (
     collector_cmd,
     grep_cmd,
+    groups_cmd,
     parse_cmd,
+    replay_cmd,
     ship_cmd,
+    shipper_cmd,
     tail_cmd,
     topics_cmd,
 )
@@ -22,10 +25,13 @@ app = typer.Typer(
 )
 app.add_typer(collector_cmd.app, name="collector")
 app.add_typer(topics_cmd.app, name="topics")
+app.add_typer(groups_cmd.app, name="groups")
+app.add_typer(shipper_cmd.app, name="shipper")
 app.command("parse")(parse_cmd.parse)
 app.command("ship")(ship_cmd.ship)
 app.command("grep")(grep_cmd.grep)
 app.command("tail")(tail_cmd.tail)
+app.command("replay")(replay_cmd.replay)
 
 
 def main() -> None:

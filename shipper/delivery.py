@@ -1,0 +1,155 @@
+"""Batches out: cut batches get a sequence number and their spans recorded, are compressed in
+a worker thread (in order), queued in the outbox, handed to the ``Producer`` within the
+window, and their acknowledgements move each file's checkpoint offset (``FileTrack.ack``).
+
+Order is the invariant the collector's exactly-once depends on: per file, spans leave in the
+order they were cut. One builder task and one sender task, both FIFO, keep it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from shipper.batcher import Cut
+from shipper.files import FileTable
+from shipper.outbox import Outbox
+from shipper.spool import OutBatch
+from shipper.status import Stats
+from shipper.transport import DeliveryError, Producer
+from wharf import batch as wb
+from wharf.errors import WharfError
+
+log = logging.getLogger(__name__)
+
+
+class Delivery:
+    """Build, send and acknowledge batches (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        files: FileTable,
+        outbox: Outbox,
+        stats: Stats,
+        host: str,
+        before_send: Callable[[Cut], None],
+        after_ack: Callable[[], None],
+        on_fatal: Callable[[str], None],
+    ) -> None:
+        self.files = files
+        self.outbox = outbox
+        self.stats = stats
+        self.host = host
+        self.before_send = before_send
+        self.after_ack = after_ack
+        self.on_fatal = on_fatal
+        self.producer_id = bytes(16)
+        self.producer: Producer | None = None
+        self.window: asyncio.Semaphore | None = None
+        self.seq = 1
+        self.build_q: asyncio.Queue[tuple[int, Cut]] = asyncio.Queue()
+        self.deliveries: set[asyncio.Task[None]] = set()
+        self.closing = False  # shutting down: a failed send means "not acknowledged", no drop
+
+    def dispatch(self, cut: Cut) -> None:
+        """Give ``cut`` its sequence number, record its spans, queue it for building."""
+        self.before_send(cut)
+        seq = self.seq
+        self.seq += 1
+        for track, end in cut.tracks:
+            f = self.files.follower_of(track.file_id)
+            check = f.check_at(end) if f is not None and f.track is track else -1
+            track.sent(seq, end, check)
+        self.build_q.put_nowait((seq, cut))
+        self.stats.batches_built += 1
+
+    async def builder(self) -> None:
+        """Compress cut batches in a worker thread, in order, into the outbox."""
+        while True:
+            seq, cut = await self.build_q.get()
+            try:
+                data = await asyncio.to_thread(
+                    wb.build,
+                    cut.records,
+                    producer_id=self.producer_id,
+                    producer_seq=seq,
+                    spans=cut.spans,
+                )
+            except WharfError as exc:
+                log.error(
+                    "cannot build batch %d (%s): %d records dropped", seq, exc, len(cut.records)
+                )
+                self.stats.dropped_batches_refused += 1
+                self.acked(OutBatch(seq, cut.topic, self.host, cut.spans, 0, 0))
+                self.build_q.task_done()
+                continue
+            self.outbox.put(
+                OutBatch(seq, cut.topic, self.host, cut.spans, len(cut.records), len(data), data)
+            )
+            self.build_q.task_done()
+
+    async def sender(self) -> None:
+        """Hand batches to the producer in order, at most ``window`` unacknowledged."""
+        assert self.window is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            item = await self.outbox.get()
+            await self.window.acquire()
+            # Tasks start in creation order and Producer.send queues without yielding while
+            # the window has room (ours is the same size), so the wire order is this order.
+            task = loop.create_task(self._deliver(item))
+            self.deliveries.add(task)
+            task.add_done_callback(self.deliveries.discard)
+
+    async def _deliver(self, item: OutBatch) -> None:
+        assert self.producer is not None and self.window is not None and item.data is not None
+        try:
+            ack = await self.producer.send(item.topic, item.data, key=item.key)
+        except DeliveryError as exc:
+            if self.closing:
+                return
+            if getattr(self.producer, "_fatal", None) is not None:
+                # The collector refuses this shipper (bad token): nothing is dropped, the
+                # process exits non-zero with the reason and the spool/files keep the data.
+                self.on_fatal(f"collector refused the shipper: {exc}")
+                return
+            log.error(
+                "batch %d refused for good (%s): %d records dropped", item.seq, exc, item.records
+            )
+            self.stats.dropped_batches_refused += 1
+            self.acked(item)
+            return
+        finally:
+            self.window.release()
+        self.stats.batches_acked += 1
+        self.stats.records_acked += ack.record_count
+        if ack.duplicate:
+            self.stats.duplicate_batches += 1
+        self.acked(item)
+
+    def acked(self, item: OutBatch) -> None:
+        """The collector has ``item`` (or refused it for good): advance the files' offsets."""
+        for span in item.spans:
+            track = self.files.tracks.get(span.file_id)
+            if track is None:
+                continue
+            if track.ack(item.seq):
+                f = self.files.follower_of(span.file_id)
+                if f is not None and f.forced:
+                    f.forced = [b for b in f.forced if b > track.acked]
+            self.files.forget_track(track)
+        self.outbox.done(item)
+        self.after_ack()
+
+    async def stop(self) -> None:
+        """Cancel the tasks in flight and close the producer."""
+        self.closing = True
+        for t in list(self.deliveries):
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        if self.producer is not None:
+            await self.producer.close()

@@ -1,0 +1,150 @@
+"""Bytes of one file in, events with their byte ranges out. Pure: no I/O, no clock of its own.
+
+A ``Tail`` chains ``parsers.lines.LineSplitter`` (lines, CRLF, invalid UTF-8, over-long lines)
+and, when configured, ``parsers.multiline.Multiline`` (stack traces), and keeps the file range
+``[offset, end)`` of every event it emits. ``emitted_end`` (the end of the last event) is the
+only offset that may ever be checkpointed: a partial last line or a held multiline event lies
+past it.
+
+Timers (a partial line held too long, a multiline event with no new line, the end of a rotated
+file) cut events where the text alone would not. Such a cut is reported as a *forced boundary*;
+the caller persists it, and a ``Tail`` that re-reads the same bytes after a crash is given the
+boundaries and cuts at exactly the same offsets, so the re-sent events match the ones the
+collector may already hold, byte for byte.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from parsers.lines import Line, LineSplitter
+from parsers.multiline import Multiline, MultilineConfig
+
+
+class Event(NamedTuple):
+    """One log event: its text and the file bytes ``[offset, end)`` it came from."""
+
+    offset: int
+    end: int
+    text: str
+
+
+class Tail:
+    """Incremental event assembly for one file from ``offset`` on."""
+
+    def __init__(
+        self,
+        offset: int,
+        *,
+        max_line_bytes: int,
+        multiline: MultilineConfig | None = None,
+        forced: Iterable[int] = (),
+    ) -> None:
+        self.splitter = LineSplitter(offset, max_line_bytes=max_line_bytes)
+        self.multiline = Multiline(multiline) if multiline is not None else None
+        self._held: deque[tuple[int, int]] = deque()  # (offset, end) of lines in the grouper
+        self.forced = sorted(b for b in set(forced) if b > offset)
+        self.emitted_end = offset
+        self.partial_since_ns: int | None = None  # last time the partial line grew
+
+    @property
+    def next_offset(self) -> int:
+        """The file offset of the next byte to feed."""
+        return self.splitter.next_offset
+
+    @property
+    def pending(self) -> bool:
+        """Whether bytes were read that are not yet in an emitted event."""
+        return self.emitted_end != self.splitter.next_offset
+
+    def room(self) -> int | None:
+        """How many bytes may be fed before the next forced boundary (``None``: any)."""
+        if not self.forced:
+            return None
+        return self.forced[0] - self.splitter.next_offset
+
+    def feed(self, data: bytes, now_ns: int) -> list[Event]:
+        """Take the next bytes of the file (at most ``room()``); return completed events."""
+        lines = self.splitter.feed(data)
+        out = self._group(lines, now_ns)
+        if self.splitter.pending_bytes:
+            self.partial_since_ns = now_ns
+        else:
+            self.partial_since_ns = None
+        if self.forced and self.splitter.next_offset >= self.forced[0]:
+            # A boundary from before a restart: cut here, as the first run did.
+            self.forced.pop(0)
+            out += self._flush_all(now_ns)
+        return out
+
+    def flush(self, now_ns: int) -> list[Event]:
+        """Emit everything held (partial line included): end of a rotated file, shutdown, or
+        the partial-line timeout. The caller records ``emitted_end`` as a forced boundary."""
+        return self._flush_all(now_ns)
+
+    def flush_due(self, now_ns: int, partial_timeout_ns: int) -> list[Event]:
+        """Timer tick: emit a partial line that stopped growing ``partial_timeout_ns`` ago
+        (and the event it belongs to), or a multiline event past its flush timeout."""
+        if (
+            self.partial_since_ns is not None
+            and now_ns - self.partial_since_ns >= partial_timeout_ns
+        ):
+            return self._flush_all(now_ns)
+        if self.multiline is not None and self._held:
+            texts = self.multiline.flush_due(now_ns)
+            return self._events(texts)
+        return []
+
+    def next_due_ns(self, partial_timeout_ns: int) -> int | None:
+        """The clock value at which ``flush_due`` will have something to do (``None``: never)."""
+        due: list[int] = []
+        if self.partial_since_ns is not None:
+            due.append(self.partial_since_ns + partial_timeout_ns)
+        if self.multiline is not None and self._held:
+            since = self.multiline.pending_since
+            if since is not None:
+                # pending_since is the first line's time; the timeout runs from the last line,
+                # so this is early, never late: flush_due then simply returns nothing.
+                due.append(since + self.multiline.config.flush_timeout_ns)
+        return min(due) if due else None
+
+    def add_forced(self, boundary: int) -> None:
+        """Remember a boundary (used when the same bytes are fed again after a reset)."""
+        if boundary > self.splitter.next_offset:
+            bisect.insort(self.forced, boundary)
+
+    def _flush_all(self, now_ns: int) -> list[Event]:
+        lines = self.splitter.flush()
+        self.partial_since_ns = None
+        out = self._group(lines, now_ns)
+        if self.multiline is not None:
+            out += self._events(self.multiline.flush())
+        return out
+
+    def _group(self, lines: list[Line], now_ns: int) -> list[Event]:
+        if self.multiline is None:
+            out = [Event(ln.offset, ln.offset + ln.size, ln.text) for ln in lines]
+            if out:
+                self.emitted_end = out[-1].end
+            return out
+        texts: list[str] = []
+        for ln in lines:
+            self._held.append((ln.offset, ln.offset + ln.size))
+            texts += self.multiline.feed(ln.text, now_ns)
+        return self._events(texts)
+
+    def _events(self, texts: list[str]) -> list[Event]:
+        out: list[Event] = []
+        held = self._held
+        for text in texts:
+            count = text.count("\n") + 1
+            offset, end = held.popleft()
+            for _ in range(count - 1):
+                end = held.popleft()[1]
+            out.append(Event(offset, end, text))
+        if out:
+            self.emitted_end = out[-1].end
+        return out
