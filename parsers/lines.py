@@ -21,6 +21,7 @@ The output depends only on the bytes, never on how they were cut into chunks.
 
 from __future__ import annotations
 
+from itertools import accumulate
 from typing import Final, Literal, NamedTuple
 
 __all__ = ["DEFAULT_MAX_LINE_BYTES", "Line", "LineSplitter"]
@@ -32,6 +33,7 @@ __all__ = ["DEFAULT_MAX_LINE_BYTES", "Line", "LineSplitter"]
 DEFAULT_MAX_LINE_BYTES: Final = 1 << 20
 
 _NL: Final = b"\n"
+_CR: Final = b"\r"
 
 
 class Line(NamedTuple):
@@ -109,11 +111,78 @@ class LineSplitter:
         ``offset`` (optional) is where ``data`` starts in the file; it must be ``next_offset``:
         a gap or a rewind means the caller lost track of the file (start a new splitter then).
         """
+        texts, offsets, ends = self.feed_columns(data, offset)
+        return [Line(o, t, e - o) for o, t, e in zip(offsets, texts, ends, strict=True)]
+
+    def feed_columns(
+        self, data: bytes, offset: int | None = None
+    ) -> tuple[list[str], list[int], list[int]]:
+        """``feed``, column-wise: the texts of the completed lines, their file offsets and
+        their ends (the offset after each terminator). The common case (no held partial line,
+        no ``\\r``, no over-long line) splits and decodes the whole chunk in C."""
         if offset is not None and offset != self._next_offset:
             raise ValueError(
                 f"chunk at offset {offset} does not follow the previous one "
                 f"(expected {self._next_offset})"
             )
+        n = len(data)
+        if not n:
+            return [], [], []
+        texts: list[str] = []
+        offsets: list[int] = []
+        ends: list[int] = []
+        if self._line_len:
+            # Finish the held line on the slow path, then the rest of the chunk on the fast one.
+            nl = data.find(_NL)
+            if nl < 0 or nl + 1 == n:
+                for ln in self._feed_slow(data):
+                    texts.append(ln.text)
+                    offsets.append(ln.offset)
+                    ends.append(ln.offset + ln.size)
+                return texts, offsets, ends
+            for ln in self._feed_slow(data[: nl + 1]):
+                texts.append(ln.text)
+                offsets.append(ln.offset)
+                ends.append(ln.offset + ln.size)
+            data = data[nl + 1 :]
+            n = len(data)
+        last = data.rfind(_NL)
+        if last < 0 or _CR in data:
+            for ln in self._feed_slow(data):
+                texts.append(ln.text)
+                offsets.append(ln.offset)
+                ends.append(ln.offset + ln.size)
+            return texts, offsets, ends
+        body = data[:last]
+        parts = body.split(_NL)
+        if max(map(len, parts)) > self._max:
+            for ln in self._feed_slow(data):
+                texts.append(ln.text)
+                offsets.append(ln.offset)
+                ends.append(ln.offset + ln.size)
+            return texts, offsets, ends
+        base = self._next_offset
+        try:
+            texts += body.decode("utf-8").split("\n")
+        except UnicodeDecodeError:
+            errors = self._errors
+            for part in parts:
+                try:
+                    texts.append(part.decode("utf-8"))
+                except UnicodeDecodeError:
+                    texts.append(part.decode("utf-8", errors))
+                    self.invalid_utf8_lines += 1
+        self.lines += len(parts)
+        bounds = list(accumulate([len(p) + 1 for p in parts], initial=base))
+        offsets += bounds[:-1]
+        ends += bounds[1:]
+        self._next_offset = base + last + 1
+        if last + 1 < n:
+            self._hold(data, last + 1, n)
+            self._next_offset = base + n
+        return texts, offsets, ends
+
+    def _feed_slow(self, data: bytes) -> list[Line]:
         out: list[Line] = []
         n = len(data)
         if not n:

@@ -12,8 +12,10 @@ whatever order acknowledgements arrive in.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Final
 
 from parsers import Record
@@ -124,6 +126,49 @@ class Batcher:
         if p.text_bytes >= self.batch_bytes or len(p.records) >= MAX_BATCH_RECORDS:
             return self.cut(topic)
         return None
+
+    def add_many(
+        self,
+        topic: str,
+        track: FileTrack,
+        records: list[Record],
+        ends: list[int],
+        sizes: list[int],
+        now: float,
+    ) -> list[Cut]:
+        """``add`` for consecutive records of one file (``ends`` and ``sizes`` per record);
+        return the batches cut on the way, at exactly the records ``add`` would cut at."""
+        cuts: list[Cut] = []
+        i, n = 0, len(records)
+        fid = track.file_id
+        cum = list(accumulate(sizes))
+        while i < n:
+            p = self.pending.get(topic)
+            if p is None:
+                p = self.pending[topic] = Pending(topic, now)
+            elif fid not in p.spans and len(p.spans) >= MAX_BATCH_FILES:
+                cut = self.cut(topic)
+                if cut is not None:
+                    cuts.append(cut)
+                p = self.pending[topic] = Pending(topic, now)
+            # The first record j (from i) whose addition fills the batch, if any.
+            before = cum[i - 1] if i else 0
+            j = bisect_left(cum, self.batch_bytes - p.text_bytes + before, i)
+            j = min(j, i + MAX_BATCH_RECORDS - len(p.records) - 1)
+            if j >= n:
+                p.records += records[i:]
+                p.text_bytes += cum[-1] - before
+                p.spans[fid] = (track, ends[-1])
+                break
+            j = max(j, i)
+            p.records += records[i : j + 1]
+            p.text_bytes += cum[j] - before
+            p.spans[fid] = (track, ends[j])
+            cut = self.cut(topic)
+            if cut is not None:
+                cuts.append(cut)
+            i = j + 1
+        return cuts
 
     def due(self, now: float) -> list[Cut]:
         """Cut every batch whose first record waited ``linger_s``."""

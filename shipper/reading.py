@@ -8,9 +8,10 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from typing import Any
 
 from parsers import Record
+from parsers.raw import RawParser
 from shipper import identity
 from shipper.batcher import Batcher
 from shipper.config import ShipperConfig
@@ -80,25 +81,21 @@ class ReadingMixin:
         if not data:
             return False
         self.stats.bytes_read += len(data)
-        self._feed(f, lambda: f.tail.feed(data, time.monotonic_ns()))
-        self.status_dirty = True
-        return f.pos < size
-
-    def _feed(self, f: Follower, step: Callable[[], list[Event]]) -> list[Event]:
         sp = f.tail.splitter
         lines, trunc, bad = sp.lines, sp.truncated_lines, sp.invalid_utf8_lines
-        events = step()
+        offsets, ends, texts = f.tail.feed_columns(data, time.monotonic_ns())
         self.stats.lines_read += sp.lines - lines
         self.stats.truncated_lines += sp.truncated_lines - trunc
         self.stats.invalid_utf8_lines += sp.invalid_utf8_lines - bad
-        self._emit(f, events)
+        self._emit_columns(f, offsets, ends, texts)
         if f.tail.pending:
             if f not in self.pending_tails:
                 self.pending_tails.add(f)
                 self.kick.set()
         else:
             self.pending_tails.discard(f)
-        return events
+        self.status_dirty = True
+        return f.pos < size
 
     def _flush_tail(self, f: Follower, events: list[Event]) -> None:
         """Emit events cut by a timer and remember the cut (see ``shipper.tail``)."""
@@ -111,34 +108,65 @@ class ReadingMixin:
             self.pending_tails.discard(f)
 
     def _emit(self, f: Follower, events: list[Event]) -> None:
-        if not events:
+        if events:
+            self._emit_columns(
+                f, [e.offset for e in events], [e.end for e in events], [e.text for e in events]
+            )
+
+    def _emit_columns(
+        self, f: Follower, offsets: list[int], ends: list[int], texts: list[str]
+    ) -> None:
+        """Records for events ``[offsets[i], ends[i])`` with ``texts[i]``, into the batcher:
+        one clock read per chunk, no parser call for ``raw``."""
+        if not texts:
             return
         inp = f.input
         parser = inp.parser
         extra = inp.fields
         now_ns = time.time_ns()
-        mono = time.monotonic()
         topic = inp.topic
         fresh = topic not in self.batcher.pending
-        for ev in events:
-            parsed = parser.parse(ev.text)
-            if parsed.error is not None:
-                self.stats.parse_errors += 1
-            fields = {**parsed.fields, **extra} if extra else parsed.fields
-            rec = Record(
-                ts=parsed.ts if parsed.ts is not None else now_ns,
-                line=ev.text,
-                host=self.host,
-                source=f.source,
-                fields=fields,
-                level=parsed.level,
-                file_id=f.file_id,
-                offset=ev.offset,
-            )
-            cut = self.batcher.add(topic, f.track, rec, ev.end, ev.end - ev.offset, mono)
-            if cut is not None:
-                self.delivery.dispatch(cut)
-        self.stats.events += len(events)
+        host, source, file_id = self.host, f.source, f.file_id
+        if isinstance(parser, RawParser):
+            # Records only go to ``wharf.batch.build``, which never changes them: one shared
+            # fields dict (empty, or the input's extra fields) serves them all.
+            fields: dict[str, Any] = dict(extra) if extra else {}
+            records = [
+                Record(
+                    ts=now_ns,
+                    line=text,
+                    host=host,
+                    source=source,
+                    fields=fields,
+                    file_id=file_id,
+                    offset=off,
+                )
+                for text, off in zip(texts, offsets, strict=True)
+            ]
+        else:
+            records = []
+            errors = 0
+            for text, off in zip(texts, offsets, strict=True):
+                parsed = parser.parse(text)
+                if parsed.error is not None:
+                    errors += 1
+                records.append(
+                    Record(
+                        ts=parsed.ts if parsed.ts is not None else now_ns,
+                        line=text,
+                        host=host,
+                        source=source,
+                        fields={**parsed.fields, **extra} if extra else parsed.fields,
+                        level=parsed.level,
+                        file_id=file_id,
+                        offset=off,
+                    )
+                )
+            self.stats.parse_errors += errors
+        sizes = [e - o for o, e in zip(offsets, ends, strict=True)]
+        for cut in self.batcher.add_many(topic, f.track, records, ends, sizes, time.monotonic()):
+            self.delivery.dispatch(cut)
+        self.stats.events += len(records)
         if fresh:
             self.kick.set()
 

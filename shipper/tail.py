@@ -68,8 +68,21 @@ class Tail:
 
     def feed(self, data: bytes, now_ns: int) -> list[Event]:
         """Take the next bytes of the file (at most ``room()``); return completed events."""
-        lines = self.splitter.feed(data)
-        out = self._group(lines, now_ns)
+        offsets, ends, texts = self.feed_columns(data, now_ns)
+        return [Event(o, e, t) for o, e, t in zip(offsets, ends, texts, strict=True)]
+
+    def feed_columns(self, data: bytes, now_ns: int) -> tuple[list[int], list[int], list[str]]:
+        """``feed``, column-wise: the offsets, ends and texts of the completed events (no
+        per-line objects on the common path: lines without multiline grouping)."""
+        if self.multiline is not None:
+            out = self._group(self.splitter.feed(data), now_ns)
+            offsets = [e.offset for e in out]
+            ends = [e.end for e in out]
+            texts = [e.text for e in out]
+        else:
+            texts, offsets, ends = self.splitter.feed_columns(data)
+            if ends:
+                self.emitted_end = ends[-1]
         if self.splitter.pending_bytes:
             self.partial_since_ns = now_ns
         else:
@@ -77,8 +90,11 @@ class Tail:
         if self.forced and self.splitter.next_offset >= self.forced[0]:
             # A boundary from before a restart: cut here, as the first run did.
             self.forced.pop(0)
-            out += self._flush_all(now_ns)
-        return out
+            for ev in self._flush_all(now_ns):
+                offsets.append(ev.offset)
+                ends.append(ev.end)
+                texts.append(ev.text)
+        return offsets, ends, texts
 
     def flush(self, now_ns: int) -> list[Event]:
         """Emit everything held (partial line included): end of a rotated file, shutdown, or

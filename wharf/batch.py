@@ -49,6 +49,7 @@ search decompresses one blob and runs one pass over it. Fields frame: each non-e
 
 from __future__ import annotations
 
+import operator
 import struct
 import sys
 import threading
@@ -183,12 +184,17 @@ _U64: Final = (1 << 64) - 1
 def _zigzag_deltas(values: Sequence[int], first: int) -> list[int]:
     """Differences from the previous value (the first from ``first``), zigzag-encoded in 64
     bits: ascending timestamps or offsets become small, repetitive numbers."""
+    if not values:
+        return []
+    prevs = [first, *values[:-1]]
+    deltas = list(map(operator.sub, values, prevs))
+    if min(deltas) >= -(1 << 63) and max(deltas) < (1 << 63):
+        # No wrap needed: zigzag of an int64 d is 2d (d >= 0) or -2d - 1 (d < 0).
+        return [d + d if d >= 0 else -d - d - 1 for d in deltas]
     out: list[int] = []
-    prev = first
-    for v in values:
-        d = ((v - prev + (1 << 63)) & _U64) - (1 << 63)  # wrap into int64
+    for raw in deltas:
+        d = ((raw + (1 << 63)) & _U64) - (1 << 63)  # wrap into int64
         out.append(((d << 1) ^ (d >> 63)) & _U64)
-        prev = v
     return out
 
 
@@ -201,6 +207,13 @@ def _undo_zigzag_deltas(codes: Iterable[int], first: int) -> list[int]:
     return out
 
 
+def _levels(records: Sequence[Record]) -> bytes:
+    levels = [r.level for r in records]
+    if levels.count(None) == len(levels):
+        return bytes(len(levels))
+    return bytes(_LEVEL_CODE.get(lv, 0) if lv else 0 for lv in levels)
+
+
 class _Dict:
     """Dictionary encoder: value -> small index, in first-seen order."""
 
@@ -209,6 +222,12 @@ class _Dict:
     def __init__(self) -> None:
         self.index: dict[str, int] = {}
         self.values: list[str] = []
+
+    def codes(self, values: list[str]) -> list[int]:
+        """``code`` of each value; one dictionary look-up when they are all the same."""
+        if values and values.count(values[0]) == len(values):
+            return [self.code(values[0])] * len(values)
+        return [self.code(v) for v in values]
 
     def code(self, value: str) -> int:
         i = self.index.get(value)
@@ -265,11 +284,11 @@ def build(
     try:
         cols = _Columns(
             ts=_le("Q", _zigzag_deltas(ts_list, min_ts)),
-            host=_le("I", [hosts.code(r.host) for r in records]),
-            source=_le("I", [sources.code(r.source) for r in records]),
-            level=bytes(_LEVEL_CODE.get(r.level, 0) if r.level else 0 for r in records),
+            host=_le("I", hosts.codes([r.host for r in records])),
+            source=_le("I", sources.codes([r.source for r in records])),
+            level=_levels(records),
             line_len=_le("I", line_len),
-            file=_le("I", [files.code(r.file_id) for r in records]),
+            file=_le("I", files.codes([r.file_id for r in records])),
             offset=_le("Q", _zigzag_deltas([r.offset for r in records], 0)),
             fields_len=_le("I", fields_len),
             file_ids=files.values,
