@@ -1,9 +1,49 @@
 """The collector's HTTP API (aiohttp): topics, search, live tail, consume, consumer groups,
 ``/metrics`` and ``/healthz``.
 
-Every answer is JSON (streams are NDJSON); every error is ``{"error": "..."}`` with a 4xx status
-saying whose fault it is, never a traceback. Scans and file I/O run on thread pools, so a long
-search never stalls ingest or another client.
+    GET    /healthz                       {"status": "ok"} once the store takes writes, else 503
+    GET    /metrics                       Prometheus text
+    GET    /v1/status                     {"status", "version", "uptime_s", "topics": [{"name",
+                                           "partitions", "records", "bytes", "line_bytes",
+                                           "compression_ratio", "min_ts", "max_ts"}], "ingest":
+                                           {"window_s", "records", "records_per_s", "topics"},
+                                           "shippers": [{"peer", "producer_id", ...}] | null}
+    GET    /v1/topics                     {"topics": [topic, ...]}
+    POST   /v1/topics                     {"name", "partitions"?, "retention_ms"?, ...} -> 201 topic
+    GET    /v1/topics/{t}                 {"name", "config", "records", "bytes", "line_bytes",
+                                           "compression_ratio", "min_ts", "max_ts", "partitions":
+                                           [{"partition", "start_offset", "end_offset", "bytes",
+                                           "line_bytes", "segments", "min_ts", "max_ts"}]}
+                                           (end_offset: next to write; line_bytes: the lines'
+                                           raw size, newlines included, exact)
+    DELETE /v1/topics/{t}                 {"deleted": t}
+    GET    /v1/topics/{t}/partitions/{p}/records?offset=&max_bytes=
+                                          NDJSON records, then {"next_offset", "end_offset"}
+    GET    /v1/topics/{t}/partitions/{p}/offset?time=NS
+                                          {"offset": first offset at or after the time, ...}
+    GET    /v1/search?topic=&q=&fixed=&icase=&invert=&host=&source=&since=&until=&where=
+                  &level=&limit=&order=asc|desc&count=&files=&before=&after=&progress=
+                                          NDJSON records in time order, then {"done": true,
+                                           "stats": {...}}; with count=1, {"topic",
+                                           "partition", "count"} lines and {"done", "count"};
+                                           files=1, {"topic", "host", "source", "count"};
+                                           before/after: context (see collector.search);
+                                           progress=1, {"progress": {...}} lines as it scans
+    GET    /v1/tail?(search filters)&n=&from=topic:p:offset,...
+                                          NDJSON: last n records, then live ones; idle
+                                           {"heartbeat": true, "cursor": ...}
+    GET    /v1/groups                     {"groups": [name, ...]}
+    GET    /v1/groups/{g}                 {"group", "offsets": [{"topic", "partition",
+                                           "committed", "start_offset", "end_offset", "lag"}],
+                                           "lag"}
+    POST   /v1/groups/{g}/commit          {"topic", "partition", "offset"} -> the group
+    POST   /v1/groups/{g}/reset           {"topic", "partition"?, "to_offset" | "to_time" |
+                                           "to": "earliest"|"latest"} -> the group
+
+Times are nanoseconds since the epoch. Every answer is JSON (streams are NDJSON); every error is
+``{"error": "..."}`` with a 4xx status saying whose fault it is (500 only for damaged data on our
+side), never a traceback; a stream that fails after it started ends with an ``{"error"}`` line.
+Scans and file I/O run on thread pools, so a long search never stalls ingest or another client.
 
 Auth (``collector.toml`` ``[auth]``): with read tokens set, every ``/v1`` request needs
 ``Authorization: Bearer <token>`` holding a read or a write token; topic creation and deletion
@@ -17,6 +57,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
@@ -25,7 +66,8 @@ import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from collector import groups, search, tail
+from collector import groups, offsets_api, search, tail
+from collector import status_api as st
 from collector.config import CollectorConfig
 from collector.http_util import (
     CLOSING,
@@ -69,9 +111,13 @@ def make_app(
     metrics: Metrics,
     *,
     heartbeat_s: float = tail.DEFAULT_HEARTBEAT_S,
+    sessions: st.SessionsProvider | None = None,
+    progress_s: float = search.PROGRESS_S,
 ) -> web.Application:
     """The HTTP API around an open ``store``. Run it with ``web.AppRunner``; the store's
-    lifetime stays the caller's."""
+    lifetime stays the caller's. ``sessions`` lists the connected shippers for
+    ``/v1/status`` (called on the event loop; ``collector.status_api.ingest_sessions(ingest)``
+    makes one); without it the status says ``"shippers": null``."""
     app = web.Application(middlewares=[_metrics_mw, _errors_mw, _auth_mw])
     app[STORE] = store
     app[CONFIG] = config
@@ -82,13 +128,19 @@ def make_app(
     app[CLOSING] = asyncio.Event()
     app[tail.HUB] = tail.TailHub()
     app[tail.HEARTBEAT_S] = heartbeat_s
+    app[search.PROGRESS_EVERY] = progress_s
     app[groups.GROUPS] = groups.GroupStore(store.data_dir)
+    app[st.LINE_BYTES] = st.LineBytes()
+    app[st.INGEST_RATE] = st.IngestRate()
+    app[st.SESSIONS] = sessions
+    app[st.STARTED_NS] = time.time_ns()
     app.on_startup.append(_startup)
     app.on_shutdown.append(_shutdown)
     app.on_cleanup.append(_cleanup)
     r = app.router
     r.add_get("/healthz", _healthz)
     r.add_get("/metrics", _metrics)
+    r.add_get("/v1/status", _status)
     r.add_get("/v1/topics", _list_topics)
     r.add_post("/v1/topics", _create_topic)
     r.add_get("/v1/topics/{topic}", _describe_topic)
@@ -100,11 +152,13 @@ def make_app(
     r.add_get("/v1/groups/{group}", groups.handle_describe)
     r.add_post("/v1/groups/{group}/commit", groups.handle_commit)
     r.add_post("/v1/groups/{group}/reset", groups.handle_reset)
+    offsets_api.register(app)
     return app
 
 
 async def _startup(app: web.Application) -> None:
     app[tail.HUB].attach(app[STORE], asyncio.get_running_loop())
+    app[st.INGEST_RATE].attach(app[STORE])
 
 
 async def _shutdown(app: web.Application) -> None:
@@ -199,17 +253,49 @@ async def _auth_mw(request: web.Request, handler: Handler) -> web.StreamResponse
 # -- health and metrics ---------------------------------------------------------------------
 
 
-async def _healthz(request: web.Request) -> web.Response:
-    """200 once the store's committer takes work (so an append would be acknowledged)."""
+async def _health(request: web.Request) -> tuple[bool, str | None]:
+    """Whether the store's committer takes work (so an append would be acknowledged)."""
     try:
         await asyncio.wait_for(_in_pool(request, request.app[STORE].flush), _HEALTH_TIMEOUT_S)
     except TimeoutError:
-        return web.json_response(
-            {"status": "unavailable", "error": "store not answering"}, status=503
-        )
+        return False, "store not answering"
     except WharfError as exc:
-        return web.json_response({"status": "unavailable", "error": str(exc)}, status=503)
+        return False, str(exc)
+    return True, None
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    """200 once the store's committer takes work (so an append would be acknowledged)."""
+    ok, error = await _health(request)
+    if not ok:
+        return web.json_response({"status": "unavailable", "error": error}, status=503)
     return web.json_response({"status": "ok"})
+
+
+async def _status(request: web.Request) -> web.Response:
+    """Health, topics with sizes, the ingest rate and connected shippers, in one answer (200
+    even when unhealthy: the body says so, and a status page must still render)."""
+    app = request.app
+    healthy = await _health(request)
+    provider = app[st.SESSIONS]
+    shippers = list(provider()) if callable(provider) else None  # on the loop, like ingest
+    body = await _in_pool(
+        request,
+        st.status_json,
+        app[STORE],
+        app[st.LINE_BYTES],
+        app[st.INGEST_RATE],
+        app[st.STARTED_NS],
+        healthy,
+    )
+    body["shippers"] = shippers
+    registry = app[METRICS].registry
+    for key, metric in (
+        ("searches_active", "wharf_http_searches_active"),
+        ("tails_active", "wharf_http_tails_active"),
+    ):
+        body[key] = int(registry.get_sample_value(metric) or 0)
+    return web.json_response(body)
 
 
 async def _metrics(request: web.Request) -> web.Response:
@@ -231,26 +317,42 @@ class CreateTopic(msgspec.Struct, forbid_unknown_fields=True):
     segment_ms: int | None = None
 
 
-def topic_json(store: Store, name: str) -> dict[str, Any]:
-    """The public shape of a topic: ``{"name", "partitions": [...], "config": {...}}``."""
+def topic_json(store: Store, name: str, lines: st.LineBytes | None = None) -> dict[str, Any]:
+    """The public shape of a topic: ``{"name", "partitions": [...], "config": {...}}``, with
+    sizes and the compression ratio when ``lines`` is given (reads batch headers once: call
+    it off the loop)."""
     data = msgspec.to_builtins(store.describe(name))
     assert isinstance(data, dict)
+    if lines is not None:
+        sizes = st.topic_sizes(store, lines, name)
+        for part, extra in zip(data["partitions"], sizes.pop("partitions"), strict=False):
+            part["line_bytes"] = extra["line_bytes"]
+        data.update({k: v for k, v in sizes.items() if k != "name"})
     return data
 
 
-async def _list_topics(request: web.Request) -> web.Response:
-    store = request.app[STORE]
+def _all_topics(store: Store, lines: st.LineBytes) -> list[dict[str, Any]]:
     topics = []
     for name in store.topics():
         try:
-            topics.append(topic_json(store, name))
+            topics.append(topic_json(store, name, lines))
         except WharfError:  # deleted between the listing and its describe
             continue
+    return topics
+
+
+async def _list_topics(request: web.Request) -> web.Response:
+    app = request.app
+    topics = await _in_pool(request, _all_topics, app[STORE], app[st.LINE_BYTES])
     return web.json_response({"topics": topics})
 
 
 async def _describe_topic(request: web.Request) -> web.Response:
-    return web.json_response(topic_json(request.app[STORE], request.match_info["topic"]))
+    app = request.app
+    name = request.match_info["topic"]
+    return web.json_response(
+        await _in_pool(request, topic_json, app[STORE], name, app[st.LINE_BYTES])
+    )
 
 
 async def _create_topic(request: web.Request) -> web.Response:

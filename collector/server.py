@@ -55,10 +55,11 @@ class Collector:
     async def start(self) -> None:
         """Open both listeners (ports in ``ingest_port`` and ``http_port``)."""
         from collector.http_api import make_app
+        from collector.status_api import ingest_sessions
 
         host, port = split_host_port(self.config.listen, "listen")
         self.ingest_port = await self.ingest.start(host, port)
-        app = make_app(self.store, self.config, self.metrics)
+        app = make_app(self.store, self.config, self.metrics, sessions=ingest_sessions(self.ingest))
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
         hhost, hport = split_host_port(self.config.http, "http")

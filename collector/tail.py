@@ -32,13 +32,14 @@ from collector.http_util import (
     encode_hit,
     encode_line,
     param_int,
+    param_list,
     start_ndjson,
 )
 from collector.merge import iter_hits, watched
 from collector.search import Filters, parse_filters
 from collector.storage import Store
 from collector.storage.scan import ScanStats, scan
-from wharf.errors import InvalidArgument, OffsetOutOfRange, WharfError
+from wharf.errors import InvalidArgument, OffsetOutOfRange, UnknownTopic, WharfError
 
 # ``n`` (records shown before following) is capped: a tail is for watching, not for export.
 MAX_BACKFILL: Final = 10_000
@@ -52,7 +53,7 @@ Position = tuple[str, int]
 
 @dataclass(eq=False)
 class _Waiter:
-    topics: frozenset[str]
+    topics: frozenset[str] | None  # None: every topic, present and future
     event: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -86,7 +87,7 @@ class TailHub:
 
     def _wake(self, topic: str) -> None:
         for w in self._waiters:
-            if topic in w.topics:
+            if w.topics is None or topic in w.topics:
                 w.event.set()
 
     def wake_all(self) -> None:
@@ -94,9 +95,9 @@ class TailHub:
         for w in self._waiters:
             w.event.set()
 
-    def register(self, topics: list[str]) -> _Waiter:
-        """A waiter woken by commits to any of ``topics``."""
-        w = _Waiter(frozenset(topics))
+    def register(self, topics: list[str] | None) -> _Waiter:
+        """A waiter woken by commits to any of ``topics`` (``None``: to any topic at all)."""
+        w = _Waiter(None if topics is None else frozenset(topics))
         self._waiters.add(w)
         return w
 
@@ -155,6 +156,21 @@ def start_positions(
     return positions
 
 
+def track_topics(store: Store, positions: dict[Position, int]) -> dict[Position, int]:
+    """For a tail of every topic: the partitions of topics created since it started join at
+    their first offset (all they hold is new), those of deleted topics leave."""
+    live = set(store.topics())
+    known = {t for t, _ in positions}
+    moved = {key: pos for key, pos in positions.items() if key[0] in live}
+    for topic in live - known:
+        try:
+            for part in store.partitions(topic):
+                moved[(topic, part.number)] = part.start_offset
+        except UnknownTopic:  # deleted again meanwhile
+            continue
+    return moved
+
+
 def read_new(
     store: Store, filters: Filters, positions: dict[Position, int], cancel: threading.Event
 ) -> tuple[bytes, dict[Position, int], bool]:
@@ -163,7 +179,7 @@ def read_new(
     out = bytearray()
     moved = dict(positions)
     budget = _READ_RECORDS
-    where = filters.where
+    where = filters.predicate
     for (topic, p), pos in positions.items():
         part = store.partition(topic, p)
         end = part.durable_offset
@@ -195,7 +211,7 @@ def backfill(
                 store,
                 filters.topics,
                 filters.query,
-                filters.where,
+                filters.predicate,
                 desc=True,
                 cancel=cancel,
                 stats=ScanStats(),
@@ -208,10 +224,13 @@ def backfill(
 
 
 async def handle_tail(request: web.Request) -> web.StreamResponse:
-    """``GET /v1/tail``: the last ``n`` matching records, then new ones as they are acked."""
+    """``GET /v1/tail``: the last ``n`` matching records, then new ones as they are acked.
+
+    Without ``topic=`` it tails every topic, including those created while it runs."""
     app = request.app
     store = app[STORE]
     filters = parse_filters(request.query, store)
+    every_topic = not param_list(request.query, "topic")
     n = param_int(request.query, "n", 0) or 0
     if n > MAX_BACKFILL:
         raise InvalidArgument(f"parameter n={n} exceeds {MAX_BACKFILL}")
@@ -221,7 +240,8 @@ async def handle_tail(request: web.Request) -> web.StreamResponse:
     hub, closing, pool = app[HUB], app[CLOSING], app[IO_POOL]
     loop = asyncio.get_running_loop()
     cancel = threading.Event()
-    waiter = hub.register(filters.topics)  # before the first read: no commit can be missed
+    # before the first read: no commit can be missed
+    waiter = hub.register(None if every_topic else filters.topics)
     app[METRICS].tails_active.inc()
     resp: web.StreamResponse | None = None
     try:
@@ -234,9 +254,16 @@ async def handle_tail(request: web.Request) -> web.StreamResponse:
         next_beat = loop.time() + heartbeat_s
         while not closing.is_set():
             waiter.event.clear()
-            chunk, positions, more = await loop.run_in_executor(
-                pool, read_new, store, filters, positions, cancel
-            )
+            if every_topic:
+                positions = track_topics(store, positions)
+            try:
+                chunk, positions, more = await loop.run_in_executor(
+                    pool, read_new, store, filters, positions, cancel
+                )
+            except UnknownTopic:
+                if not every_topic:
+                    raise
+                continue  # a topic went away under us: track_topics drops it next turn
             if chunk:
                 await resp.write(chunk)
             if more:

@@ -185,10 +185,12 @@ class LineMatcher:
         flags = b"(?m" + (b"i" if ignore_case else b"") + b")"
         options = re2.Options()
         options.max_mem = _RE2_MAX_MEM
+        options.log_errors = False  # the error goes to the user once, in our message
         try:
             self._regex = re2.compile(flags + source, options)
         except re2.error as exc:
-            raise InvalidArgument(f"invalid regular expression {pattern!r}: {exc}") from exc
+            reason = _re2_reason(exc, flags.decode())
+            raise InvalidArgument(f"invalid regular expression {pattern!r}: {reason}") from None
         if not fixed and not ignore_case:
             self._candidates = required_literals(pattern)
 
@@ -256,6 +258,17 @@ class LineMatcher:
             return (-1, -1) if m is None else (m.start(), m.end())
 
         return _walk(blob, n, lines, find_regex, confirm, want_index)
+
+
+def _re2_reason(exc: Exception, flags: str) -> str:
+    """RE2's message as text (the binding gives bytes), without the inline flags we prepended:
+    ``missing ): (?m)(kib`` becomes ``missing ): (kib``."""
+    raw = exc.args[0] if exc.args else exc
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    kind, sep, rest = text.partition(": ")
+    if sep and rest.startswith(flags):
+        rest = rest[len(flags) :]
+    return f"{kind}{sep}{rest}"
 
 
 def _tail_regex(literal: bytes) -> re.Pattern[bytes]:

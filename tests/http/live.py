@@ -17,6 +17,7 @@ from aiohttp import web
 from collector.config import AuthSettings, CollectorConfig
 from collector.http_api import make_app
 from collector.metrics import Metrics
+from collector.status_api import SessionsProvider
 from collector.storage import Store, TopicConfig
 from parsers import get_parser
 from wharf import batch as wb
@@ -38,11 +39,15 @@ class LiveServer:
         *,
         heartbeat_s: float = 5.0,
         port: int = 0,
+        progress_s: float = 0.5,
+        sessions: SessionsProvider | None = None,
     ) -> None:
         self.store = store
         self.config = config or CollectorConfig()
         self.metrics = Metrics()
         self.heartbeat_s = heartbeat_s
+        self.progress_s = progress_s
+        self.sessions = sessions
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="live-http", daemon=True)
         self._ready = threading.Event()
@@ -80,7 +85,14 @@ class LiveServer:
         self.loop.run_until_complete(self.loop.shutdown_default_executor())
 
     async def _start(self) -> None:
-        app = make_app(self.store, self.config, self.metrics, heartbeat_s=self.heartbeat_s)
+        app = make_app(
+            self.store,
+            self.config,
+            self.metrics,
+            heartbeat_s=self.heartbeat_s,
+            progress_s=self.progress_s,
+            sessions=self.sessions,
+        )
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)

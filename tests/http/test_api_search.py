@@ -241,24 +241,28 @@ def _hang_up_after(srv: LiveServer, query: str, read: int) -> None:
         assert got.startswith(b"HTTP/1.1 200")
 
 
-def _wait_idle(srv: LiveServer) -> None:
+def _finished(srv: LiveServer) -> float:
+    return sum(
+        srv.metric("wharf_http_searches_total", {"outcome": o})
+        for o in ("completed", "cancelled", "failed")
+    )
+
+
+def _wait_finished(srv: LiveServer, before: float) -> None:
+    """Until one more search has finished than ``before`` (a safety deadline, not a speed test)."""
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if srv.metric("wharf_http_searches_active") == 0 and (
-            srv.metric("wharf_http_searches_total", {"outcome": "cancelled"})
-            + srv.metric("wharf_http_searches_total", {"outcome": "completed"})
-        ):
-            return
+    while _finished(srv) == before:
+        if time.monotonic() > deadline:
+            raise AssertionError("the search never finished")
         time.sleep(0.02)
-    raise AssertionError("the search never finished")
 
 
 def test_disconnect_stops_a_streaming_search(big: tuple[LiveServer, int]) -> None:
     srv, total = big
     before = srv.metric("wharf_http_searches_total", {"outcome": "cancelled"})
-    bytes_before = srv.metric("wharf_search_bytes_read_total")
+    finished, bytes_before = _finished(srv), srv.metric("wharf_search_bytes_read_total")
     _hang_up_after(srv, "topic=big", read=100_000)
-    _wait_idle(srv)
+    _wait_finished(srv, finished)
     assert srv.metric("wharf_http_searches_total", {"outcome": "cancelled"}) == before + 1
     assert srv.metric("wharf_search_bytes_read_total") - bytes_before < total / 2
 
@@ -268,9 +272,9 @@ def test_disconnect_stops_a_search_that_finds_nothing(big: tuple[LiveServer, int
     the scanning thread stops at its next batch."""
     srv, total = big
     before = srv.metric("wharf_http_searches_total", {"outcome": "cancelled"})
-    bytes_before = srv.metric("wharf_search_bytes_read_total")
+    finished, bytes_before = _finished(srv), srv.metric("wharf_search_bytes_read_total")
     _hang_up_after(srv, "topic=big&where=status%3D999", read=12)
-    _wait_idle(srv)
+    _wait_finished(srv, finished)
     assert srv.metric("wharf_http_searches_total", {"outcome": "cancelled"}) == before + 1
     assert srv.metric("wharf_search_bytes_read_total") - bytes_before < total
 

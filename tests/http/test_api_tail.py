@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,3 +171,41 @@ def _parse(cursor: str) -> Iterator[tuple[tuple[str, int], int]]:
     for item in cursor.split(","):
         t, p, o = item.split(":")
         yield (t, int(p)), int(o)
+
+
+def test_a_tail_of_every_topic_follows_topics_created_later(
+    server: LiveServer, store: Store
+) -> None:
+    """No ``topic=``: every topic, also those that appear while the tail runs (a fresh
+    collector has none when ``wharf tail`` starts), and deleting one does not end the tail."""
+    got: queue.Queue[dict[str, Any]] = queue.Queue()
+    stop = threading.Event()
+
+    def read() -> None:
+        for item in Client(server.url).stream("/v1/tail", [("n", 5)], timeout=30):
+            got.put(item)
+            if stop.is_set():
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert got.get(timeout=30)["heartbeat"]  # started, with no topic at all
+    store.create_topic("late")
+    store.append("late", 0, wb.build([Record(ts=1, line="first"), Record(ts=2, line="second")]))
+    lines = [_next_record(got)["line"], _next_record(got)["line"]]
+    assert lines == ["first", "second"]
+    store.create_topic("gone")
+    store.delete_topic("gone")
+    store.append("late", 0, wb.build([Record(ts=3, line="third")]))
+    assert _next_record(got)["line"] == "third"
+    stop.set()
+    store.append("late", 0, wb.build([Record(ts=4, line="bye")]))
+    reader.join(30)
+
+
+def _next_record(got: queue.Queue[dict[str, Any]]) -> dict[str, Any]:
+    while True:
+        item = got.get(timeout=30)
+        if "line" in item:
+            return item
+        assert "error" not in item, item

@@ -27,9 +27,12 @@ def test_topic_shape_is_the_public_contract(server: LiveServer, store: Store) ->
     assert body["name"] == "app"
     assert body["partitions"] == [
         {"partition": 0, "start_offset": 0, "end_offset": 2, "bytes": body["partitions"][0]["bytes"],
-         "segments": 1, "min_ts": 5, "max_ts": 9}
+         "segments": 1, "min_ts": 5, "max_ts": 9, "line_bytes": 4}
     ]  # fmt: skip
     assert body["partitions"][0]["bytes"] > 0
+    # "a\nb\n": the lines' size in a file, exact; the ratio is raw over stored bytes
+    assert (body["records"], body["line_bytes"], body["min_ts"], body["max_ts"]) == (2, 4, 5, 9)
+    assert body["compression_ratio"] == round(4 / body["bytes"], 3)
     assert body["config"]["partitions"] == 1
     status, listing = request(server.url, "GET", "/v1/topics")
     assert status == 200 and listing == {"topics": [body]}

@@ -12,6 +12,7 @@ from wharf.cli import (
     replay_cmd,
     ship_cmd,
     shipper_cmd,
+    status_cmd,
     tail_cmd,
     topics_cmd,
 )
@@ -32,6 +33,7 @@ app.command("ship")(ship_cmd.ship)
 app.command("grep")(grep_cmd.grep)
 app.command("tail")(tail_cmd.tail)
 app.command("replay")(replay_cmd.replay)
+app.command("status")(status_cmd.status)
 
 
 def main() -> None:

@@ -10,8 +10,10 @@ import typer
 
 from wharf.cli._common import EXIT_MATCH, user_errors
 from wharf.cli._records import (
+    Highlighter,
     Hosts,
     HttpUrl,
+    Levels,
     Output,
     Printer,
     Sources,
@@ -42,6 +44,7 @@ def tail(
     ignore_case: Annotated[
         bool, typer.Option("-i", "--ignore-case", help="Ignore case in -e.")
     ] = False,
+    level: Levels = None,
     where: Where = None,
     lines: Annotated[
         int, typer.Option("-n", "--lines", help="Show the last N records first.")
@@ -54,23 +57,33 @@ def tail(
 ) -> None:
     """Print the last N records, then follow new ones as the collector acknowledges them.
 
-    A dropped connection (a collector restart) is re-opened from the last record received:
-    nothing is missed and nothing repeated.
+    Records of all hosts arrive as they are stored; on a terminal each host keeps its own colour, errors and warnings are red and yellow and -e matches are highlighted (no colour when piped or with NO_COLOR set). A dropped connection (a collector restart) is re-opened from the last record received: nothing is missed and nothing repeated. Ctrl-C stops it.
 
     Examples:
+
       [bold]wharf tail -t nginx --host 'web-*'[/bold]
+
       [bold]wharf tail -t app -e 'Traceback|ERROR' -n 0[/bold]
+
+      [bold]wharf tail --level warn+ -o '{local} {host} {level} {line}'[/bold]
+
+      [bold]wharf tail -t nginx --where 'status>=500' -o json | jq .fields.path[/bold]
     """
     with user_errors():
         fmt = output_format(output)
         if lines < 0:
             raise InvalidArgument(f"-n must be 0 or more, got {lines}")
-        params = filter_params(topic, host, source, where)
+        params = filter_params(topic, host, source, where, level)
         if regex:
             params.append(("q", regex))
         params += [(name, 1) for name, on in (("fixed", fixed), ("icase", ignore_case)) if on]
         client = Client(http)
-        printer = Printer(fmt)
+        highlight = (
+            Highlighter(regex, fixed=fixed, ignore_case=ignore_case)
+            if regex and fmt == "text"
+            else None
+        )
+        printer = Printer(fmt, highlight=highlight)
         with quiet_broken_pipe():
             if no_follow:
                 _last(client, params, lines, printer)

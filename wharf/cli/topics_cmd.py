@@ -3,32 +3,105 @@
 from __future__ import annotations
 
 import json
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
-import msgspec
 import typer
 from rich.table import Table
 
 from wharf.cli._common import console, stdout_is_terminal, user_errors
-from wharf.cli._records import HttpUrl
+from wharf.cli._records import HttpUrl, complete_topic
 from wharf.cli.http_client import Client
 from wharf.cli.timeparse import parse_duration
 from wharf.errors import InvalidArgument
 
-app = typer.Typer(help="List, describe and create topics.", no_args_is_help=True)
+app = typer.Typer(help="List, describe, create and delete topics.", no_args_is_help=True)
 
 DataDir = Annotated[
     Path | None,
     typer.Option(
         "--data-dir",
-        help="Read this data directory directly instead of asking the collector (offline use).",
+        help="Read this data directory directly instead of asking the collector (offline use; "
+        "no compression figures).",
     ),
 ]
 Output = Annotated[str, typer.Option("-o", "--output", help="table or json.")]
+TopicArg = Annotated[str, typer.Argument(help="Topic name.", autocompletion=complete_topic)]
+
+
+# -- human-readable values (shared with ``wharf status``) ----------------------------------
+
+
+def human_bytes(n: object) -> str:
+    """``1.5 MiB``; ``-`` when unknown."""
+    if not isinstance(n, int | float):
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_ms(ms: object) -> str:
+    """A retention or age in ms as ``7d``, ``12h``, ``90m``; ``forever`` when negative."""
+    if not isinstance(ms, int):
+        return "-"
+    if ms < 0:
+        return "forever"
+    for unit, size in (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000)):
+        if ms >= size and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms / 1000:g}s"
+
+
+def human_time(ns: object) -> str:
+    """A record time in the local zone, to the second; ``-`` when there is none."""
+    if not isinstance(ns, int):
+        return "-"
+    return datetime.fromtimestamp(ns / 1e9, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def human_span(lo: object, hi: object) -> str:
+    """``2024-05-01 10:00:00 .. 2024-05-02 09:59:59 (24h)``."""
+    if not isinstance(lo, int) or not isinstance(hi, int):
+        return "-"
+    seconds = max(0, (hi - lo) // 1_000_000_000)
+    if seconds >= 172_800:
+        length = f"{seconds / 86400:.1f}d"
+    elif seconds >= 7200:
+        length = f"{seconds / 3600:.1f}h"
+    elif seconds >= 120:
+        length = f"{seconds / 60:.0f}m"
+    else:
+        length = f"{seconds}s"
+    return f"{human_time(lo)} .. {human_time(hi)} ({length})"
+
+
+def ratio(raw: object, stored: object) -> str:
+    """``8.2x``: raw line bytes over stored bytes."""
+    if not isinstance(raw, int) or not isinstance(stored, int) or not stored:
+        return "-"
+    return f"{raw / stored:.1f}x"
+
+
+def _retention(config: dict[str, Any]) -> str:
+    by_age = human_ms(config.get("retention_ms"))
+    size = config.get("retention_bytes")
+    by_size = human_bytes(size) + "/partition" if isinstance(size, int) and size >= 0 else ""
+    return ", ".join(x for x in (by_age, by_size) if x)
+
+
+# -- commands -------------------------------------------------------------------------------
 
 
 def _offline(data_dir: Path, topic: str | None) -> list[dict[str, Any]]:
+    import msgspec
+
     from collector.storage import Store
 
     if not (data_dir / "topics").is_dir():
@@ -39,6 +112,13 @@ def _offline(data_dir: Path, topic: str | None) -> list[dict[str, Any]]:
     for info in infos:
         data = msgspec.to_builtins(info)
         assert isinstance(data, dict)
+        parts = data["partitions"]
+        data["records"] = sum(p["end_offset"] - p["start_offset"] for p in parts)
+        data["bytes"] = sum(p["bytes"] for p in parts)
+        lows = [p["min_ts"] for p in parts if p["min_ts"] is not None]
+        highs = [p["max_ts"] for p in parts if p["max_ts"] is not None]
+        data["min_ts"] = min(lows) if lows else None
+        data["max_ts"] = max(highs) if highs else None
         out.append(data)
     return out
 
@@ -51,9 +131,13 @@ def _as_json(output: str) -> bool:
 
 @app.command("list")
 def list_topics(data_dir: DataDir = None, output: Output = "", http: HttpUrl = None) -> None:
-    """List topics with their partition count, records and size.
+    """List topics: partitions, records, size on disk, raw size and compression ratio, time span and retention. Piped, one JSON object per topic.
 
-    Example: [bold]wharf topics list[/bold]
+    Examples:
+
+      [bold]wharf topics list[/bold]
+
+      [bold]wharf topics list -o json | jq -r .name[/bold]
     """
     with user_errors():
         as_json = _as_json(output)
@@ -65,49 +149,80 @@ def list_topics(data_dir: DataDir = None, output: Output = "", http: HttpUrl = N
         for t in topics:
             print(json.dumps(t))
         return
-    table = Table("topic", "partitions", "records", "bytes")
+    table = Table(
+        "topic", "partitions", "records", "on disk", "raw", "ratio", "time span", "retention"
+    )
     for t in topics:
-        parts = t["partitions"]
         table.add_row(
             t["name"],
-            str(len(parts)),
-            str(sum(p["end_offset"] - p["start_offset"] for p in parts)),
-            str(sum(p["bytes"] for p in parts)),
+            str(len(t["partitions"])),
+            f"{t.get('records', 0):,}",
+            human_bytes(t.get("bytes")),
+            human_bytes(t.get("line_bytes")),
+            ratio(t.get("line_bytes"), t.get("bytes")),
+            human_span(t.get("min_ts"), t.get("max_ts")),
+            _retention(t.get("config", {})),
         )
     console().print(table)
 
 
 @app.command("describe")
 def describe(
-    topic: str, data_dir: DataDir = None, output: Output = "", http: HttpUrl = None
+    topic: TopicArg, data_dir: DataDir = None, output: Output = "", http: HttpUrl = None
 ) -> None:
-    """Partitions of a topic (offsets, bytes, time span) and its settings.
+    """Partitions of a topic (offsets, size on disk, raw size, compression ratio, time span) and its settings (retention, segment size).
 
-    Example: [bold]wharf topics describe nginx[/bold]
+    Examples:
+
+      [bold]wharf topics describe nginx[/bold]
+
+      [bold]wharf topics describe nginx -o json | jq '.partitions[].end_offset'[/bold]
     """
     with user_errors():
         as_json = _as_json(output)
         if data_dir is not None:
             info = _offline(data_dir, topic)[0]
         else:
-            info = Client(http).get_json(f"/v1/topics/{_path_safe(topic)}")
+            info = Client(http).get_json(f"/v1/topics/{quote(topic, safe='')}")
     if as_json:
         print(json.dumps(info))
         return
-    settings = ", ".join(f"{k} = {v}" for k, v in info.get("config", {}).items())
+    config = info.get("config", {})
+    out = console()
+    out.print(f"[bold]{info['name']}[/bold]")
+    summary = [
+        ("records", f"{info.get('records', 0):,}"),
+        ("on disk", human_bytes(info.get("bytes"))),
+        ("raw lines", human_bytes(info.get("line_bytes"))),
+        ("compression", ratio(info.get("line_bytes"), info.get("bytes"))),
+        ("time span", human_span(info.get("min_ts"), info.get("max_ts"))),
+        ("retention", _retention(config)),
+        ("segments roll at", f"{human_bytes(config.get('segment_bytes'))} or "
+                             f"{human_ms(config.get('segment_ms'))}"),
+    ]  # fmt: skip
+    for key, value in summary:
+        out.print(f"  {key:<17}{value}")
     table = Table(
-        "partition", "start", "end", "bytes", "segments", "min_ts", "max_ts",
-        title=f"{info['name']}  {settings}",
-    )  # fmt: skip
-    columns = ("partition", "start_offset", "end_offset", "bytes", "segments", "min_ts", "max_ts")
+        "partition", "start", "end", "records", "on disk", "raw", "ratio", "segments", "time span"
+    )
     for p in info["partitions"]:
-        table.add_row(*(str(p.get(k)) for k in columns))
-    console().print(table)
+        table.add_row(
+            str(p["partition"]),
+            str(p["start_offset"]),
+            str(p["end_offset"]),
+            f"{p['end_offset'] - p['start_offset']:,}",
+            human_bytes(p.get("bytes")),
+            human_bytes(p.get("line_bytes")),
+            ratio(p.get("line_bytes"), p.get("bytes")),
+            str(p.get("segments", "-")),
+            human_span(p.get("min_ts"), p.get("max_ts")),
+        )
+    out.print(table)
 
 
 @app.command("create")
 def create(
-    topic: str,
+    topic: Annotated[str, typer.Argument(help="Topic name: [a-z0-9][a-z0-9._-]{0,63}.")],
     partitions: Annotated[
         int | None, typer.Option("--partitions", help="Number of partitions (fixed for life).")
     ] = None,
@@ -123,7 +238,11 @@ def create(
 ) -> None:
     """Create a topic on the collector (settings not given use the collector's defaults).
 
-    Example: [bold]wharf topics create nginx --partitions 4 --retention 7d[/bold]
+    Examples:
+
+      [bold]wharf topics create nginx --partitions 4 --retention 7d[/bold]
+
+      [bold]wharf topics create audit --retention forever[/bold]
     """
     with user_errors():
         as_json = _as_json(output)
@@ -144,7 +263,36 @@ def create(
         )
 
 
-def _path_safe(topic: str) -> str:
-    from urllib.parse import quote
+@app.command("delete")
+def delete(
+    topic: TopicArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    http: HttpUrl = None,
+) -> None:
+    """Delete a topic and every record in it, for good. Asks first unless --yes is given (and refuses without --yes when there is no terminal to ask on).
 
-    return quote(topic, safe="")
+    Examples:
+
+      [bold]wharf topics delete scratch[/bold]
+
+      [bold]wharf topics delete scratch --yes[/bold]
+    """
+    with user_errors():
+        client = Client(http)
+        path = f"/v1/topics/{quote(topic, safe='')}"
+        if not yes:
+            info = client.get_json(path)  # an unknown topic fails here, before asking
+            if not sys.stdin.isatty():
+                raise InvalidArgument(
+                    f"refusing to delete topic {topic!r} without --yes (no terminal to ask on)"
+                )
+            records = sum(p["end_offset"] - p["start_offset"] for p in info["partitions"])
+            question = (
+                f"Delete topic {topic!r} and its {records:,} records "
+                f"({human_bytes(info.get('bytes'))})? This cannot be undone"
+            )
+            if not typer.confirm(question, default=False, err=True):
+                print("wharf: nothing deleted", file=sys.stderr)
+                raise typer.Exit(1)
+        client.delete(path)
+    print(f"deleted topic {topic}")

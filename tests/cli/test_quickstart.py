@@ -1,0 +1,161 @@
+"""The README's first command, ``scripts/quickstart.sh``, on a fresh clone: it creates the
+virtualenv, starts a collector and a shipper, shows ``wharf tail`` until Ctrl-C, then stops
+both daemons and prints what to try next. As the current user and, when that is root, as an
+unprivileged one too (who cannot read every file under /var/log: those are skipped).
+
+The clone is ``git clone`` of this repository, so it holds what is committed. To try
+uncommitted work, set ``QUICKSTART_FROM_WORKTREE=1``: the working tree's files (tracked and
+untracked, minus ignored ones) are copied instead.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import queue
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from tests.cli.helpers import LOGS, ROOT, clean_env, free_port
+
+pytestmark = pytest.mark.slow
+
+# The whole run, from nothing to the first line of `wharf tail`: a fresh virtualenv and pip
+# install are most of it (a safety bound, not a speed requirement).
+FIRST_LINE_S = 180
+STOP_S = 120
+
+
+def _fresh_copy(dest: Path) -> None:
+    if os.environ.get("QUICKSTART_FROM_WORKTREE") == "1":
+        files = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT, capture_output=True, check=True,
+        ).stdout.split(b"\0")  # fmt: skip
+        for name in filter(None, files):
+            src = ROOT / os.fsdecode(name)
+            if src.is_file():
+                (dest / os.fsdecode(name)).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest / os.fsdecode(name))
+        return
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(dest)], check=True, timeout=120)
+
+
+def _users() -> list[str | None]:
+    if os.geteuid() != 0:
+        return [None]
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        return [None]
+    return [None, "nobody"]
+
+
+def _lines(stream: IO[str], into: queue.Queue[str | None]) -> None:
+    for line in stream:
+        into.put(line)
+    into.put(None)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def place(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """Where the clone goes: ``tmp_path``, or for another user a directory that user can
+    reach (pytest's own temporary root is private to us)."""
+    if request.node.callspec.params["user"] is None:
+        yield tmp_path
+        return
+    base = Path(tempfile.mkdtemp(prefix="wharf-quickstart-"))
+    base.chmod(0o755)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.parametrize("user", _users(), ids=lambda u: u or "me")
+def test_quickstart_from_a_fresh_clone(place: Path, user: str | None) -> None:
+    tmp_path = place
+    work = tmp_path / "work"
+    clone = work / "wharf"
+    clone.mkdir(parents=True)
+    _fresh_copy(clone)
+    script = clone / "scripts" / "quickstart.sh"
+    if not script.exists():
+        pytest.fail(
+            "scripts/quickstart.sh is not committed yet (QUICKSTART_FROM_WORKTREE=1 runs it)"
+        )
+    (work / "shared").symlink_to(LOGS.parents[1], target_is_directory=True)  # ../shared
+    home = tmp_path / "home"
+    home.mkdir()
+    env = clean_env(
+        QUICKSTART_INGEST=f"127.0.0.1:{free_port()}",
+        QUICKSTART_HTTP=f"127.0.0.1:{free_port()}",
+        HOME=str(home),
+        COLUMNS="200",
+    )
+    env.pop("VIRTUAL_ENV", None)
+    env["PATH"] = ":".join(p for p in env["PATH"].split(":") if ".venv" not in p)
+    if user is not None:
+        entry = pwd.getpwnam(user)
+        for path in (tmp_path, work, clone, home, *clone.rglob("*")):
+            os.lchown(path, entry.pw_uid, entry.pw_gid)
+        env["USER"] = user
+    stderr = (tmp_path / "stderr.txt").open("w")
+    proc = subprocess.Popen(
+        ["bash", str(script)],
+        cwd=clone,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        start_new_session=True,  # a process group of its own, like a terminal's job
+        user=user,
+        group=None if user is None else pwd.getpwnam(user).pw_gid,
+        extra_groups=None if user is None else [],
+    )
+    got: queue.Queue[str | None] = queue.Queue()
+    assert proc.stdout is not None
+    threading.Thread(target=_lines, args=(proc.stdout, got), daemon=True).start()
+    data = clone / "wharf-data"
+    try:
+        first = got.get(timeout=FIRST_LINE_S)  # the first record `wharf tail` printed
+        assert first, (tmp_path / "stderr.txt").read_text()
+        pids = {name: int((data / f"{name}.pid").read_text()) for name in ("collector", "shipper")}
+        assert all(_alive(pid) for pid in pids.values())
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal
+        assert proc.wait(STOP_S) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+        proc.stdout.close()
+        stderr.close()
+    err = (tmp_path / "stderr.txt").read_text()
+    deadline = time.monotonic() + 10  # both were waited for by the script; be generous
+    while any(_alive(pid) for pid in pids.values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in pids.values()), pids
+    assert "stopping the shipper" in err and "stopping the collector" in err
+    assert ".venv/bin/wharf grep " in err and ".venv/bin/wharf replay " in err
+    for log in ("collector.log", "shipper.log"):
+        assert "Traceback" not in (data / log).read_text()
+    assert (data / "shipper.toml").exists() and (data / "shipper-state").is_dir()
+    assert (data / "topics" / "samples").is_dir()

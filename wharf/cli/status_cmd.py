@@ -1,0 +1,109 @@
+"""``wharf status``: one look at a collector (health, topics, ingest rate, shippers)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from wharf.cli._common import (
+    EXIT_MATCH,
+    EXIT_NO_MATCH,
+    console,
+    stdout_is_terminal,
+    user_errors,
+)
+from wharf.cli._records import HttpUrl
+from wharf.cli.http_client import Client
+from wharf.cli.topics_cmd import human_bytes, human_span, ratio
+from wharf.errors import InvalidArgument
+
+
+def status(
+    output: Annotated[
+        str, typer.Option("-o", "--output", help="text or json (default: json when piped).")
+    ] = "",
+    http: HttpUrl = None,
+) -> None:
+    """Collector health, topics (records, size, compression), the ingest rate over the last minute and the connected shippers.
+
+    Exit status: 0 healthy, 1 reachable but unhealthy (the store does not take writes), 2 when the collector cannot be reached.
+
+    Examples:
+
+      [bold]wharf status[/bold]
+
+      [bold]wharf status -o json | jq .ingest.records_per_s[/bold]
+
+      [bold]WHARF_HTTP=http://logs-1:7080 wharf status[/bold]
+    """
+    with user_errors():
+        if output not in ("", "text", "json"):
+            raise InvalidArgument(f"unknown output format {output!r}: use text or json")
+        info: dict[str, Any] = Client(http).get_json("/v1/status")
+    healthy = info.get("status") == "ok"
+    if output == "json" or (output == "" and not stdout_is_terminal()):
+        print(json.dumps(info))
+    else:
+        _show(info, Client(http).base_url if http is None else http)
+    raise typer.Exit(EXIT_MATCH if healthy else EXIT_NO_MATCH)
+
+
+def _show(info: dict[str, Any], url: str) -> None:
+    out = console()
+    ok = info.get("status") == "ok"
+    state = "[green]healthy[/green]" if ok else f"[red]unavailable[/red]: {info.get('error')}"
+    out.print(
+        f"[bold]collector[/bold] {url}  {state}  version {info.get('version')}  "
+        f"up {_uptime(info.get('uptime_s'))}"
+    )
+    ingest = info.get("ingest") or {}
+    out.print(
+        f"[bold]ingest[/bold]    {float(ingest.get('records_per_s', 0)):,.1f} records/s "
+        f"over the last {float(ingest.get('window_s', 0)):.0f}s "
+        f"({int(ingest.get('records', 0)):,} records)"
+    )
+    shippers = info.get("shippers")
+    if shippers is None:
+        out.print("[bold]shippers[/bold]  (this collector does not report its connections)")
+    else:
+        out.print(f"[bold]shippers[/bold]  {len(shippers)} connected")
+        if shippers:
+            table = Table("peer", "client", "producer id", "connected for", "in flight")
+            for s in shippers:
+                table.add_row(
+                    str(s.get("peer", "-")),
+                    str(s.get("client") or "-"),
+                    str(s.get("producer_id", "-"))[:12],
+                    _uptime(s.get("connected_s")),
+                    str(s.get("in_flight", "-")),
+                )
+            out.print(table)
+    rates = ingest.get("topics") or {}
+    table = Table("topic", "partitions", "records", "on disk", "ratio", "records/s", "time span")
+    for t in info.get("topics", []):
+        table.add_row(
+            t["name"],
+            str(t.get("partitions", "-")),
+            f"{t.get('records', 0):,}",
+            human_bytes(t.get("bytes")),
+            ratio(t.get("line_bytes"), t.get("bytes")),
+            f"{float(rates.get(t['name'], 0)):,.1f}",
+            human_span(t.get("min_ts"), t.get("max_ts")),
+        )
+    out.print(table)
+
+
+def _uptime(seconds: object) -> str:
+    if not isinstance(seconds, int | float):
+        return "-"
+    s = int(seconds)
+    if s < 120:
+        return f"{s}s"
+    if s < 7200:
+        return f"{s // 60}m"
+    if s < 172_800:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
