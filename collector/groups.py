@@ -19,8 +19,8 @@ from aiohttp import web
 
 from collector.http_util import IO_POOL, STORE, UnknownGroup
 from collector.storage import Store
-from collector.storage.index import write_atomically
 from wharf.errors import InvalidArgument, InvalidTopicName, RemoteError
+from wharf.fsutil import write_atomically
 from wharf.topics import validate_topic
 
 Offsets = dict[str, dict[str, int]]  # topic -> partition (as text, JSON keys) -> next offset

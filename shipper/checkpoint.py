@@ -24,6 +24,8 @@ from typing import Final
 
 import msgspec
 
+from wharf.fsutil import fsync_dir
+
 log = logging.getLogger(__name__)
 
 FILE_NAME: Final = "checkpoints.json"
@@ -181,13 +183,5 @@ class CheckpointStore:
             if self._pause:
                 time.sleep(self._pause)
         os.replace(tmp, self.path)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         self.writes += 1
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Final
 import msgspec
 
 from wharf.batch import Span
+from wharf.fsutil import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -114,24 +114,15 @@ class Spool:
         meta = _meta_enc.encode(_Meta(item.topic, item.key, item.spans, item.records))
         crc = zlib.crc32(item.data, zlib.crc32(meta))
         path = self._path(item.seq)
-        tmp = path.with_suffix(".tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            try:
-                for chunk in (_HEAD.pack(_MAGIC, crc, len(meta)), meta, item.data):
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-            _fsync_dir(self.dir)
+            write_atomically(
+                path, (_HEAD.pack(_MAGIC, crc, len(meta)), meta, item.data), mode=0o600
+            )
         except OSError as exc:
             self.write_errors += 1
             log.error("cannot spool batch %d (%s): it stays in memory", item.seq, exc)
             with contextlib.suppress(OSError):
-                tmp.unlink()
+                path.with_name(path.name + ".tmp").unlink()
             return False
         size = _HEAD.size + len(meta) + len(item.data)
         self._sizes[item.seq] = size
@@ -178,11 +169,3 @@ def _decode(data: bytes) -> tuple[_Meta, bytes]:
         return _meta_dec.decode(meta), batch
     except msgspec.DecodeError as exc:
         raise ValueError(f"bad meta: {exc}") from exc
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

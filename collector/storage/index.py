@@ -23,12 +23,10 @@ File layout, big-endian::
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 from array import array
 from bisect import bisect_right
-from pathlib import Path
 from typing import Final
 
 _MAGIC: Final = b"WHIX"
@@ -120,27 +118,3 @@ class SegmentIndex:
             index.add(base + r, p, c, lo, hi, ap)
             prev = p
         return index
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file, fsync and rename (then fsync the directory)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or create inside ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -17,9 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from collector.storage.dedupe import HighWaterMarks
-from collector.storage.index import SegmentIndex, write_atomically
+from collector.storage.index import SegmentIndex
 from wharf import batch as wb
 from wharf.errors import CorruptBatch
+from wharf.fsutil import write_atomically
 
 log = logging.getLogger(__name__)
 

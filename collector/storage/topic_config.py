@@ -8,8 +8,8 @@ from typing import Final
 
 import msgspec
 
-from collector.storage.index import write_atomically
 from wharf.errors import InvalidArgument
+from wharf.fsutil import write_atomically
 from wharf.topics import validate_partitions
 
 DAY_MS: Final = 86_400_000
