@@ -1,41 +1,71 @@
-"""The ``wharf`` command line. Thin: each command calls library code; only CLI code uses rich."""
+"""The ``wharf`` command line. Thin: each command calls library code; only CLI code uses rich.
+
+Commands are registered lazily: ``wharf grep ...`` imports the grep command's module only, not
+the collector's, the replay sinks' or the shipper's (together ~80 ms of start-up that a
+one-second query would otherwise pay). ``--help``, completion and ``wharf.cli.app`` build the
+whole tree.
+"""
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
+from typing import Any, Final
+
 import typer
 
-from wharf.cli import (
-    collector_cmd,
-    grep_cmd,
-    groups_cmd,
-    parse_cmd,
-    replay_cmd,
-    ship_cmd,
-    shipper_cmd,
-    status_cmd,
-    tail_cmd,
-    topics_cmd,
-)
+# name -> (module, attribute, kind): "command" is a function, "group" a typer app.
+_COMMANDS: Final[dict[str, tuple[str, str, str]]] = {
+    "collector": ("wharf.cli.collector_cmd", "app", "group"),
+    "topics": ("wharf.cli.topics_cmd", "app", "group"),
+    "groups": ("wharf.cli.groups_cmd", "app", "group"),
+    "shipper": ("wharf.cli.shipper_cmd", "app", "group"),
+    "parse": ("wharf.cli.parse_cmd", "parse", "command"),
+    "ship": ("wharf.cli.ship_cmd", "ship", "command"),
+    "grep": ("wharf.cli.grep_cmd", "grep", "command"),
+    "tail": ("wharf.cli.tail_cmd", "tail", "command"),
+    "replay": ("wharf.cli.replay_cmd", "replay", "command"),
+    "status": ("wharf.cli.status_cmd", "status", "command"),
+}
 
-app = typer.Typer(
-    name="wharf",
-    help="Wharf: ship, store, tail, grep and replay logs.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
-)
-app.add_typer(collector_cmd.app, name="collector")
-app.add_typer(topics_cmd.app, name="topics")
-app.add_typer(groups_cmd.app, name="groups")
-app.add_typer(shipper_cmd.app, name="shipper")
-app.command("parse")(parse_cmd.parse)
-app.command("ship")(ship_cmd.ship)
-app.command("grep")(grep_cmd.grep)
-app.command("tail")(tail_cmd.tail)
-app.command("replay")(replay_cmd.replay)
-app.command("status")(status_cmd.status)
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The typer app with every command, or with just ``only`` (what one invocation needs)."""
+    app = typer.Typer(
+        name="wharf",
+        help="Wharf: ship, store, tail, grep and replay logs.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode="rich",
+    )
+
+    @app.callback()
+    def _root() -> None:
+        """Wharf: ship, store, tail, grep and replay logs."""
+
+    for name, (module, attr, kind) in _COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        target = getattr(importlib.import_module(module), attr)
+        if kind == "group":
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # the full tree, built on first use (tests, documentation tools)
+        app = build_app()
+        globals()["app"] = app
+        return app
+    raise AttributeError(name)
 
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    args = sys.argv[1:]
+    completing = any(k.startswith("_") and k.endswith("_COMPLETE") for k in os.environ)
+    only = args[0] if args and args[0] in _COMMANDS and not completing else None
+    build_app(only)()
