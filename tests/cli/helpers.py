@@ -8,21 +8,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
+
+from tests.collector.helpers import free_port, spawn_collector
 
 LOGS = Path(__file__).resolve().parents[3] / "shared" / "data" / "logs"
 ROOT = Path(__file__).resolve().parents[2]
 WHARF = str(Path(sys.executable).with_name("wharf"))
 HOST = socket.gethostname()  # what `wharf ship` stamps on records
-
-
-def free_port() -> int:
-    """A port that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -45,22 +38,15 @@ class Collector:
         self.port, self.http_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
         self.log = (data.parent / f"{data.name}-collector.log").open("wb")
-        self.proc = subprocess.Popen(
-            [WHARF, "collector", "run", "--data-dir", str(data),
-             "--listen", f"127.0.0.1:{self.port}", "--http", f"127.0.0.1:{self.http_port}",
-             "--log-level", "warning"],
-            stdout=self.log, stderr=subprocess.STDOUT, env=clean_env(),
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1):
-                    return
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise AssertionError("the collector exited") from None
-                time.sleep(0.05)
-        raise AssertionError("the collector was not healthy within 30 s")
+        self.proc = spawn_collector(
+            data,
+            self.port,
+            self.http_port,
+            command=[WHARF],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=clean_env(),
+        )
 
     @property
     def env(self) -> dict[str, str]:

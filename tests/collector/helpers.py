@@ -84,6 +84,51 @@ ROOT = Path(__file__).resolve().parents[2]
 WHARF = [sys.executable, "-m", "wharf"]
 
 
+def spawn_collector(
+    data: Path,
+    port: int,
+    http: int,
+    *,
+    command: list[str] | None = None,
+    stdout: Any = None,
+    stderr: Any = subprocess.DEVNULL,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``wharf collector run`` on 127.0.0.1 ``port``/``http`` with data in ``data``, and
+    return once ``/healthz`` answers (the one way every test starts a collector process)."""
+    proc = subprocess.Popen(
+        [
+            *(command or WHARF),
+            "collector",
+            "run",
+            "--data-dir",
+            str(data),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--http",
+            f"127.0.0.1:{http}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        stdout=stdout,
+        stderr=stderr,
+        env=env,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http}/healthz", timeout=1):
+                return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise AssertionError(f"collector exited with {proc.returncode}") from None
+            time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    raise AssertionError("collector not healthy within 30 s")
+
+
 class CollectorProcess:
     """``wharf collector run`` as a child process on loopback; ``env`` points the CLI at it.
 
@@ -102,34 +147,7 @@ class CollectorProcess:
         self.proc = self._spawn()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            [
-                *WHARF,
-                "collector",
-                "run",
-                "--data-dir",
-                str(self.data),
-                "--listen",
-                f"127.0.0.1:{self.port}",
-                "--http",
-                f"127.0.0.1:{self.http}",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.http}/healthz", timeout=1):
-                    return proc
-            except OSError:
-                if proc.poll() is not None:
-                    raise AssertionError(f"collector exited with {proc.returncode}") from None
-                time.sleep(0.05)
-        proc.kill()
-        raise AssertionError("collector not healthy within 30 s")
+        return spawn_collector(self.data, self.port, self.http)
 
     def kill(self) -> None:
         """SIGKILL, as a crash."""

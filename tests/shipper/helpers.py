@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.storage import Store
-from tests.collector.helpers import free_port
+from tests.collector.helpers import free_port, spawn_collector
 
 ROOT = Path(__file__).resolve().parents[2]
 NUM = re.compile(r"n=(\d+)")
@@ -51,34 +50,8 @@ class CollectorProc:
 
     def start(self) -> CollectorProc:
         LIVE.append(self)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "wharf",
-                "collector",
-                "run",
-                "--data-dir",
-                str(self.data),
-                "--listen",
-                self.address,
-                "--http",
-                f"127.0.0.1:{self.http}",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                assert self.proc.poll() is None, "collector exited during start"
-                time.sleep(0.05)
-        raise AssertionError("collector did not start listening")
+        self.proc = spawn_collector(self.data, self.port, self.http)
+        return self
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None and self.proc.poll() is None:
