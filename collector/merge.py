@@ -23,11 +23,11 @@ import threading
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from typing import Final, NamedTuple, Protocol, cast
+from typing import Final, NamedTuple, Protocol
 
 from collector.storage import Partition, Store
 from collector.storage.partition import BatchRef
-from collector.storage.scan import ScanStats, scan
+from collector.storage.scan import ScanStats, Watch, scan
 from wharf import batch as wb
 from wharf.errors import CorruptBatch, OffsetOutOfRange
 from wharf.query import Query
@@ -58,43 +58,6 @@ class Hit(NamedTuple):
     offset: int
     topic: str
     record: Record
-
-
-class _Watched:
-    """A partition whose batch listing stops as soon as ``cancel`` is set, so ``scan`` and
-    ``count`` end at the next batch even when nothing matches (nothing else would stop them).
-    ``tick`` runs before each batch is handed out (on the scanning thread): progress lines and
-    the flushing of buffered output hang off it."""
-
-    def __init__(
-        self, part: Partition, cancel: threading.Event, tick: Callable[[], None] | None
-    ) -> None:
-        self._part = part
-        self._cancel = cancel
-        self._tick = tick
-        self.number = part.number
-
-    def refs(
-        self,
-        from_offset: int | None = None,
-        *,
-        min_ts: int | None = None,
-        max_ts: int | None = None,
-    ) -> Iterator[BatchRef]:
-        for ref in self._part.refs(from_offset, min_ts=min_ts, max_ts=max_ts):
-            if self._cancel.is_set():
-                return
-            if self._tick is not None:
-                self._tick()
-            yield ref
-
-
-def watched(
-    part: Partition, cancel: threading.Event, tick: Callable[[], None] | None = None
-) -> Partition:
-    """``part`` for ``scan``/``count``, stopping when ``cancel`` is set, calling ``tick``
-    before each batch."""
-    return cast(Partition, _Watched(part, cancel, tick))  # scan() uses only .number and .refs()
 
 
 class _Window(NamedTuple):
@@ -157,11 +120,12 @@ class _Cursor:
         self._next += 1
         try:
             found = scan(
-                watched(self.part, cancel, tick),
+                self.part,
                 self.query,
                 from_offset=w.start,
                 to_offset=w.stop,
                 stats=stats,
+                watch=Watch(cancel, tick),
             )
             return [
                 Hit(h.record.ts, self.rank, h.partition, h.offset, self.topic, h.record)
@@ -438,7 +402,7 @@ def _partition_groups(
         ):
             yield heapq.heappop(finished)[1]
 
-    for hit in scan(watched(part, cancel, tick), query, to_offset=end, stats=stats):
+    for hit in scan(part, query, to_offset=end, stats=stats, watch=Watch(cancel, tick)):
         rec = hit.record
         if where is not None and not where.matches(rec):
             continue

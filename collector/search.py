@@ -47,10 +47,10 @@ from collector.http_util import (
     param_list,
     start_ndjson,
 )
-from collector.merge import Predicate, iter_groups, iter_hits, watched
+from collector.merge import Predicate, iter_groups, iter_hits
 from collector.metrics import Metrics
 from collector.storage import Store
-from collector.storage.scan import ScanStats, count, scan
+from collector.storage.scan import ScanStats, Watch, count_partitions, scan
 from parsers.levels import normalize_level
 from wharf import where as wh
 from wharf.errors import InvalidArgument, WharfError
@@ -421,17 +421,22 @@ def _count(store: Store, spec: SearchSpec, w: _Writer) -> None:
     out = w.out
     f = spec.filters
     where = f.predicate
-    for topic in f.topics:
-        for part in store.partitions(topic):
-            src = watched(part, cancel, w.tick)
-            if where is None:
-                n = count(src, f.query, stats=out.stats)
-            else:
-                n = sum(1 for h in scan(src, f.query, stats=out.stats) if where.matches(h.record))
-            if cancel.is_set():
-                return
-            out.matched += n
-            w.add(encode_line({"topic": topic, "partition": part.number, "count": n}))
+    watch = Watch(cancel, w.tick)
+    parts = [(topic, part) for topic in f.topics for part in store.partitions(topic)]
+    if where is None:
+        counts = count_partitions([p for _, p in parts], f.query, stats=out.stats, watch=watch)
+    else:
+        counts = [
+            sum(
+                1 for h in scan(p, f.query, stats=out.stats, watch=watch) if where.matches(h.record)
+            )
+            for _, p in parts
+        ]
+    if cancel.is_set():
+        return
+    for (topic, part), n in zip(parts, counts, strict=True):
+        out.matched += n
+        w.add(encode_line({"topic": topic, "partition": part.number, "count": n}))
     w.finish(out.line(count=out.matched))
 
 
@@ -443,7 +448,7 @@ def _files(store: Store, spec: SearchSpec, w: _Writer) -> None:
     for topic in f.topics:
         found: dict[tuple[str, str], int] = {}
         for part in store.partitions(topic):
-            for h in scan(watched(part, cancel, w.tick), f.query, stats=out.stats):
+            for h in scan(part, f.query, stats=out.stats, watch=Watch(cancel, w.tick)):
                 if where is None or where.matches(h.record):
                     key = (h.record.host, h.record.source)
                     found[key] = found.get(key, 0) + 1

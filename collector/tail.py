@@ -35,10 +35,10 @@ from collector.http_util import (
     param_list,
     start_ndjson,
 )
-from collector.merge import iter_hits, watched
+from collector.merge import iter_hits
 from collector.search import Filters, parse_filters
 from collector.storage import Store
-from collector.storage.scan import ScanStats, scan
+from collector.storage.scan import ScanStats, Watch, scan
 from wharf.errors import InvalidArgument, OffsetOutOfRange, UnknownTopic, WharfError
 
 # ``n`` (records shown before following) is capped: a tail is for watching, not for export.
@@ -189,7 +189,12 @@ def read_new(
         moved[(topic, p)] = end
         stats = ScanStats()
         for h in scan(
-            watched(part, cancel), filters.query, from_offset=start, to_offset=end, stats=stats
+            part,
+            filters.query,
+            from_offset=start,
+            to_offset=end,
+            stats=stats,
+            watch=Watch(cancel),
         ):
             if where is not None and not where.matches(h.record):
                 continue

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
@@ -54,7 +55,18 @@ class ScanStats:
     errors: list[CorruptBatch] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Watch:
+    """What a long scan checks before each batch it reads: ``cancel`` ends it there (when nothing
+    matches, nothing else would), ``tick`` runs on the scanning thread (progress lines and the
+    flushing of buffered output hang off it)."""
+
+    cancel: threading.Event
+    tick: Callable[[], None] | None = None
+
+
 class _Loaded(NamedTuple):
+    tag: int  # which of the scanned partitions the batch belongs to
     ref: BatchRef
     batch: wb.Batch | None
     hosts: set[int] | None
@@ -62,26 +74,26 @@ class _Loaded(NamedTuple):
     error: CorruptBatch | None
 
 
-def _load(ref: BatchRef, query: Query) -> _Loaded:
+def _load(tag: int, ref: BatchRef, query: Query) -> _Loaded:
     """Read one batch, check it, prune by host/source, decompress its lines."""
     try:
         b = ref.segment.batch_at(ref.entry)
         hosts = query.allowed(b.hosts, query.hosts)
         sources = query.allowed(b.sources, query.sources)
         if hosts == set() or sources == set():
-            return _Loaded(ref, None, hosts, sources, None)
+            return _Loaded(tag, ref, None, hosts, sources, None)
         b.lines_blob()
-        return _Loaded(ref, b, hosts, sources, None)
+        return _Loaded(tag, ref, b, hosts, sources, None)
     except CorruptBatch as exc:
-        return _Loaded(ref, None, None, None, exc)
+        return _Loaded(tag, ref, None, None, None, exc)
     except OSError as exc:
-        return _Loaded(ref, None, None, None, CorruptBatch(str(exc), f"{ref.segment.path}"))
+        return _Loaded(tag, ref, None, None, None, CorruptBatch(str(exc), f"{ref.segment.path}"))
 
 
-def _pipeline(refs: Iterator[BatchRef], query: Query) -> Iterator[_Loaded]:
+def _pipeline(refs: Iterable[tuple[int, BatchRef]], query: Query) -> Iterator[_Loaded]:
     pending: deque[Future[_Loaded]] = deque()
-    for ref in refs:
-        pending.append(_POOL.submit(_load, ref, query))
+    for tag, ref in refs:
+        pending.append(_POOL.submit(_load, tag, ref, query))
         if len(pending) >= _PREFETCH:
             yield pending.popleft().result()
     while pending:
@@ -132,6 +144,7 @@ def scan(
     from_offset: int | None = None,
     to_offset: int | None = None,
     stats: ScanStats | None = None,
+    watch: Watch | None = None,
 ) -> Iterator[Hit]:
     """Matching records of one partition in offset order, within ``[from_offset, to_offset)``.
 
@@ -141,7 +154,7 @@ def scan(
     matcher = query.matcher()
     lo, hi = query.ts_bounds()
     refs = part.refs(from_offset, min_ts=lo, max_ts=hi)
-    for loaded in _pipeline(_bounded(refs, to_offset, stats), query):
+    for loaded in _pipeline(_bounded(0, refs, to_offset, stats, watch), query):
         if loaded.error is not None:
             log.error("scan: %s", loaded.error)
             stats.errors.append(loaded.error)
@@ -172,13 +185,33 @@ def scan(
             yield Hit(part.number, base + i, rec)
 
 
-def count(part: Partition, query: Query, *, stats: ScanStats | None = None) -> int:
+def count(
+    part: Partition, query: Query, *, stats: ScanStats | None = None, watch: Watch | None = None
+) -> int:
     """How many records of a partition satisfy ``query`` (``grep -c``): nothing materialized."""
+    return count_partitions([part], query, stats=stats, watch=watch)[0]
+
+
+def count_partitions(
+    parts: Sequence[Partition],
+    query: Query,
+    *,
+    stats: ScanStats | None = None,
+    watch: Watch | None = None,
+) -> list[int]:
+    """``count`` for each of ``parts``, through one read-ahead pipeline: a narrow time range
+    touches a batch or two per partition, and a pipeline per partition would start cold (no
+    batch decompressing while the last one is searched) for every one of them."""
     stats = stats if stats is not None else ScanStats()
     matcher = query.matcher()
     lo, hi = query.ts_bounds()
-    total = 0
-    for loaded in _pipeline(_bounded(part.refs(min_ts=lo, max_ts=hi), None, stats), query):
+    totals = [0] * len(parts)
+    refs = (
+        tagged
+        for tag, part in enumerate(parts)
+        for tagged in _bounded(tag, part.refs(min_ts=lo, max_ts=hi), None, stats, watch)
+    )
+    for loaded in _pipeline(refs, query):
         if loaded.error is not None:
             log.error("count: %s", loaded.error)
             stats.errors.append(loaded.error)
@@ -196,15 +229,24 @@ def count(part: Partition, query: Query, *, stats: ScanStats | None = None) -> i
         else:
             n = len(b)
         stats.records_matched += n
-        total += n
-    return total
+        totals[loaded.tag] += n
+    return totals
 
 
 def _bounded(
-    refs: Iterator[BatchRef], to_offset: int | None, stats: ScanStats
-) -> Iterator[BatchRef]:
+    tag: int,
+    refs: Iterator[BatchRef],
+    to_offset: int | None,
+    stats: ScanStats,
+    watch: Watch | None,
+) -> Iterator[tuple[int, BatchRef]]:
     for ref in refs:
         if to_offset is not None and ref.base_offset >= to_offset:
             return
+        if watch is not None:
+            if watch.cancel.is_set():
+                return
+            if watch.tick is not None:
+                watch.tick()
         stats.batches_total += 1
-        yield ref
+        yield tag, ref

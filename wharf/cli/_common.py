@@ -6,12 +6,14 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
 
 from wharf.errors import WharfError
+
+if TYPE_CHECKING:  # rich is imported when a console is made: piped output never pays for it
+    from rich.console import Console
 
 T = TypeVar("T")
 
@@ -25,6 +27,8 @@ def stdout_is_terminal() -> bool:
 
 def console(stderr: bool = False) -> Console:
     """A rich console that honours ``NO_COLOR`` and plain pipes."""
+    from rich.console import Console
+
     return Console(stderr=stderr, no_color="NO_COLOR" in os.environ, highlight=False)
 
 

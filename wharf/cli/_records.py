@@ -29,13 +29,15 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any, Final, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, Final, TextIO
 
 import typer
-from rich.text import Text
 
 from wharf.cli._common import EXIT_MATCH, console, stdout_is_terminal
 from wharf.errors import InvalidArgument
+
+if TYPE_CHECKING:  # rich is imported only to colour a terminal's output (see Printer)
+    from rich.text import Text
 
 FORMATS: Final = ("text", "raw", "json", "logfmt")
 
@@ -299,6 +301,8 @@ class Printer:
             )
 
     def _styled(self, rec: dict[str, Any]) -> Text:
+        from rich.text import Text
+
         host = str(rec.get("host", ""))
         line = str(rec.get("line", ""))
         match = rec.get("match", True)
