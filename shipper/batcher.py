@@ -170,16 +170,19 @@ class Batcher:
             i = j + 1
         return cuts
 
-    def due(self, now: float) -> list[Cut]:
-        """Cut every batch whose first record waited ``linger_s``."""
-        due = [t for t, p in self.pending.items() if now - p.started >= self.linger_s]
+    def due(self, now: float, linger_s: float | None = None) -> list[Cut]:
+        """Cut every batch whose first record waited ``linger_s`` (by default the configured
+        one)."""
+        linger = self.linger_s if linger_s is None else linger_s
+        due = [t for t, p in self.pending.items() if now - p.started >= linger]
         return [c for c in map(self.cut, due) if c is not None]
 
-    def next_due(self) -> float | None:
+    def next_due(self, linger_s: float | None = None) -> float | None:
         """When the oldest pending batch is due (monotonic seconds)."""
         if not self.pending:
             return None
-        return min(p.started for p in self.pending.values()) + self.linger_s
+        linger = self.linger_s if linger_s is None else linger_s
+        return min(p.started for p in self.pending.values()) + linger
 
     def cut(self, topic: str) -> Cut | None:
         """Take the pending batch of ``topic`` (``None``: nothing pending)."""

@@ -42,6 +42,13 @@ log = logging.getLogger(__name__)
 _DETACHED_POLL_S = 0.5  # renamed or deleted files get no inotify events: poll them
 _FALLBACK_POLL_S = (0.25, 5.0)  # without inotify: per-file polling, backing off when idle
 _STATUS_MAX_AGE_S = 30.0  # rewrite the status file at least this often, even when idle
+_BUILD_AHEAD = 2  # cut batches waiting for the builder before reading pauses (bounds memory)
+_PAUSED_EVENTS_S = 0.25  # while reading is paused, path events are handled this often
+# A batch waits up to ``linger_s`` to fill while earlier ones are being delivered; once every
+# file is read and nothing is in flight there is nothing to wait for, and it leaves after this
+# (Kafka's producer: linger.ms = 5). Under load batches fill while the window is busy; at a
+# trickle a line reaches the collector in milliseconds, not after a full linger.
+_IDLE_LINGER_S = 0.005
 
 
 class Daemon(ReadingMixin):
@@ -321,18 +328,31 @@ class Daemon(ReadingMixin):
     # -- reading ---------------------------------------------------------------------------------
 
     def _room(self) -> bool:
-        return self.outbox.has_room() and self.delivery.build_q.qsize() < 2
+        return self.outbox.has_room() and self.delivery.build_q.qsize() < _BUILD_AHEAD
+
+    async def _wait_room(self) -> None:
+        """Until ``_room``: woken by the outbox (an ack freed memory) or the builder (a batch
+        left the build queue), never by polling, so reading resumes the moment it may."""
+        while not self._room():
+            if not self.outbox.has_room():
+                await self.outbox.wait_room()
+            else:
+                await self.delivery.wait_built()
 
     async def _reader(self) -> None:
         while True:
             if self.path_events:
                 self._handle_path_events()
             if not self.dirty:
+                if self.batcher.pending:
+                    self.kick.set()  # caught up: the ticker may cut early (``_linger``)
                 self.wake_reader.clear()
                 await self.wake_reader.wait()
                 continue
             if not self._room():
-                await asyncio.sleep(0.05)  # backpressure: the outbox drains as acks arrive
+                # Paused for room; renames and deletions are still handled while it lasts.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wait_room(), _PAUSED_EVENTS_S)
                 continue
             todo = list(self.dirty)
             self.dirty.clear()
@@ -361,9 +381,9 @@ class Daemon(ReadingMixin):
             self.save_checkpoint()
 
     def _after_ack(self) -> None:
-        if not self.ckpt_dirty:
-            self.ckpt_dirty = True
-            self.kick.set()
+        if not self.ckpt_dirty or (not self.outbox and self.batcher.pending):
+            self.kick.set()  # a checkpoint to save, or a pending batch may leave (``_linger``)
+        self.ckpt_dirty = True
         self.status_dirty = True
 
     def _on_fatal(self, message: str) -> None:
@@ -384,7 +404,7 @@ class Daemon(ReadingMixin):
             due = [self.next_rescan]
             if watchdog is not None:
                 due.append(next_ping)
-            linger = self.batcher.next_due()
+            linger = self.batcher.next_due(self._linger())
             if linger is not None:
                 due.append(linger)
             partial_ns = int(self.cfg.partial_line_timeout_s * 1e9)
@@ -408,8 +428,13 @@ class Daemon(ReadingMixin):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.kick.wait(), delay)
 
+    def _linger(self) -> float:
+        """How long a pending batch may wait to fill now (see ``_IDLE_LINGER_S``)."""
+        idle = not self.dirty and not self.outbox and self.delivery.build_q.empty()
+        return min(self.cfg.linger_s, _IDLE_LINGER_S) if idle else self.cfg.linger_s
+
     def _tick(self, now: float) -> None:
-        for cut in self.batcher.due(now):
+        for cut in self.batcher.due(now, self._linger()):
             self.delivery.dispatch(cut)
         now_ns = time.monotonic_ns()
         partial_ns = int(self.cfg.partial_line_timeout_s * 1e9)

@@ -51,6 +51,7 @@ class Delivery:
         self.window: asyncio.Semaphore | None = None
         self.seq = 1
         self.build_q: asyncio.Queue[tuple[int, Cut]] = asyncio.Queue()
+        self._built = asyncio.Event()  # set whenever the builder takes a batch off build_q
         self.deliveries: set[asyncio.Task[None]] = set()
         self.closing = False  # shutting down: a failed send means "not acknowledged", no drop
 
@@ -85,11 +86,18 @@ class Delivery:
                 self.stats.dropped_batches_refused += 1
                 self.acked(OutBatch(seq, cut.topic, self.host, cut.spans, 0, 0))
                 self.build_q.task_done()
+                self._built.set()
                 continue
             self.outbox.put(
                 OutBatch(seq, cut.topic, self.host, cut.spans, len(cut.records), len(data), data)
             )
             self.build_q.task_done()
+            self._built.set()
+
+    async def wait_built(self) -> None:
+        """Until the builder finishes its next batch (readers waiting for ``build_q`` to drain)."""
+        self._built.clear()
+        await self._built.wait()
 
     async def sender(self) -> None:
         """Hand batches to the producer in order, at most ``window`` unacknowledged."""
