@@ -256,7 +256,8 @@ async def _auth_mw(request: web.Request, handler: Handler) -> web.StreamResponse
 async def _health(request: web.Request) -> tuple[bool, str | None]:
     """Whether the store's committer takes work (so an append would be acknowledged)."""
     try:
-        await asyncio.wait_for(_in_pool(request, request.app[STORE].flush), _HEALTH_TIMEOUT_S)
+        async with asyncio.timeout(_HEALTH_TIMEOUT_S):
+            await _in_pool(request, request.app[STORE].flush)
     except TimeoutError:
         return False, "store not answering"
     except WharfError as exc:

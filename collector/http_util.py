@@ -240,7 +240,8 @@ class Feed:
             if left <= 0:
                 return None
             try:
-                await asyncio.wait_for(self._ready.wait(), left)
+                async with asyncio.timeout(left):
+                    await self._ready.wait()
             except TimeoutError:
                 return None
 

@@ -154,7 +154,8 @@ class IngestServer:
 async def _close(writer: asyncio.StreamWriter) -> None:
     try:
         writer.close()
-        await asyncio.wait_for(writer.wait_closed(), 5)
+        async with asyncio.timeout(5):
+            await writer.wait_closed()
     except (ConnectionError, TimeoutError, ssl.SSLError, OSError):
         pass
 
@@ -218,7 +219,8 @@ class _Session:
             what, deadline = "idle", now + limits.idle_timeout_s
         self._read = self.loop.create_task(self.reader.read(_READ_CHUNK))
         try:
-            data = await asyncio.wait_for(self._read, max(0.0, deadline - now))
+            async with asyncio.timeout(max(0.0, deadline - now)):
+                data = await self._read
         except asyncio.CancelledError:
             if self._stopping:
                 raise _Stop from None
@@ -372,7 +374,8 @@ class _Session:
     async def finish(self) -> None:
         """Wait for in-flight appends (they are durable or failed) and send their replies."""
         try:
-            await asyncio.wait_for(self.inflight.join(), 30)
+            async with asyncio.timeout(30):
+                await self.inflight.join()
             if not self.writer.is_closing():
                 await self.writer.drain()
         except (TimeoutError, ConnectionError, OSError):

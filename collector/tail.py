@@ -284,7 +284,8 @@ async def handle_tail(request: web.Request) -> web.StreamResponse:
                     next_beat = now + heartbeat_s
                 wait = min(CLIENT_CHECK_S, max(0.0, next_beat - now))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waiter.event.wait(), wait)
+                    async with asyncio.timeout(wait):
+                        await waiter.event.wait()
         return resp
     except ConnectionError:  # the client went away
         return resp if resp is not None else web.Response()

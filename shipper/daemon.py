@@ -224,14 +224,12 @@ class Daemon(ReadingMixin):
         self.save_checkpoint()
         deadline = time.monotonic() + self.cfg.shutdown_timeout_s
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                self.delivery.build_q.join(), max(0.1, deadline - time.monotonic())
-            )
+            async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
+                await self.delivery.build_q.join()
         if not self.fatal:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self.outbox.wait_empty(), max(0.1, deadline - time.monotonic())
-                )
+                async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
+                    await self.outbox.wait_empty()
         self.delivery.closing = True
         left = len(self.outbox)
         if left:
@@ -352,7 +350,8 @@ class Daemon(ReadingMixin):
             if not self._room():
                 # Paused for room; renames and deletions are still handled while it lasts.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wait_room(), _PAUSED_EVENTS_S)
+                    async with asyncio.timeout(_PAUSED_EVENTS_S):
+                        await self._wait_room()
                 continue
             todo = list(self.dirty)
             self.dirty.clear()
@@ -426,7 +425,8 @@ class Daemon(ReadingMixin):
             delay = max(0.005, min(due) - time.monotonic())
             self.kick.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.kick.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self.kick.wait()
 
     def _linger(self) -> float:
         """How long a pending batch may wait to fill now (see ``_IDLE_LINGER_S``)."""

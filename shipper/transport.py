@@ -215,10 +215,10 @@ class Producer:
     async def _connect(
         self, host: str, port: int
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, wp.Connection]:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, ssl=self.ssl_context, limit=_READ_CHUNK),
-            self.connect_timeout_s,
-        )
+        async with asyncio.timeout(self.connect_timeout_s):
+            reader, writer = await asyncio.open_connection(
+                host, port, ssl=self.ssl_context, limit=_READ_CHUNK
+            )
         conn = wp.Connection(wp.Role.CLIENT)
         try:
             writer.write(
@@ -229,7 +229,8 @@ class Producer:
             while True:
                 event = conn.next_event()
                 if event is wp.NEED_DATA:
-                    data = await asyncio.wait_for(reader.read(_READ_CHUNK), self.connect_timeout_s)
+                    async with asyncio.timeout(self.connect_timeout_s):
+                        data = await reader.read(_READ_CHUNK)
                     conn.receive_data(data)
                     continue
                 if isinstance(event, wp.Error):
@@ -283,7 +284,8 @@ class Producer:
             event = conn.next_event()
             if event is wp.NEED_DATA:
                 try:
-                    data = await asyncio.wait_for(reader.read(_READ_CHUNK), heartbeat)
+                    async with asyncio.timeout(heartbeat):
+                        data = await reader.read(_READ_CHUNK)
                 except TimeoutError:
                     oldest = next(iter(self._unacked.values()), None)
                     if oldest and time.monotonic() - oldest.sent_at > self.ack_timeout_s:
