@@ -15,7 +15,8 @@ lint:
 types:
 	$(PY) -m mypy
 
+# One pytest worker per core (pytest-xdist): most tests wait on real processes and sockets.
 test:
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 check: lint types test

@@ -74,6 +74,33 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _stuck(pgid: int, tmp_path: Path) -> str:
+    """What a script that did not stop was doing: its processes, and what it printed."""
+    ps = subprocess.run(
+        ["ps", "-o", "pid,ppid,pgid,stat,wchan:24,etime,args", "-g", str(pgid)],
+        capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+    return f"{ps}\nstderr:\n{(tmp_path / 'stderr.txt').read_text()}"
+
+
+def _start(
+    script: Path, clone: Path, env: dict[str, str], stderr: IO[str], user: str | None
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["bash", str(script)],
+        cwd=clone,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        start_new_session=True,  # a process group of its own, like a terminal's job
+        user=user,
+        group=None if user is None else pwd.getpwnam(user).pw_gid,
+        extra_groups=None if user is None else [],
+    )
+
+
 @pytest.fixture
 def place(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
     """Where the clone goes: ``tmp_path``, or for another user a directory that user can
@@ -118,19 +145,14 @@ def test_quickstart_from_a_fresh_clone(place: Path, user: str | None) -> None:
             os.lchown(path, entry.pw_uid, entry.pw_gid)
         env["USER"] = user
     stderr = (tmp_path / "stderr.txt").open("w")
-    proc = subprocess.Popen(
-        ["bash", str(script)],
-        cwd=clone,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        text=True,
-        start_new_session=True,  # a process group of its own, like a terminal's job
-        user=user,
-        group=None if user is None else pwd.getpwnam(user).pw_gid,
-        extra_groups=None if user is None else [],
-    )
+    # A shell that starts with SIGINT ignored can never trap it (POSIX), and a test run started
+    # from a background job or nohup has SIGINT ignored: the script gets a terminal's default
+    # (a Python handler here becomes SIG_DFL in the child at exec).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = _start(script, clone, env, stderr, user)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     got: queue.Queue[str | None] = queue.Queue()
     assert proc.stdout is not None
     threading.Thread(target=_lines, args=(proc.stdout, got), daemon=True).start()
@@ -141,7 +163,10 @@ def test_quickstart_from_a_fresh_clone(place: Path, user: str | None) -> None:
         pids = {name: int((data / f"{name}.pid").read_text()) for name in ("collector", "shipper")}
         assert all(_alive(pid) for pid in pids.values())
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal
-        assert proc.wait(STOP_S) == 0
+        try:
+            assert proc.wait(STOP_S) == 0
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the script did not stop after Ctrl-C:\n{_stuck(proc.pid, tmp_path)}")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
