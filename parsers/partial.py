@@ -151,6 +151,17 @@ class PartialMerger:
             return None
         return min(p.offset for p in self._pending.values())
 
+    @property
+    def pending_offsets(self) -> frozenset[int]:
+        """File offsets of the first fragments of the lines held."""
+        return frozenset(p.offset for p in self._pending.values())
+
+    def next_due_ns(self) -> int | None:
+        """When ``flush_due`` will have a line to emit (``None``: nothing held)."""
+        if not self._pending:
+            return None
+        return min(p.last_ns for p in self._pending.values()) + self._timeout
+
     def feed(
         self, parsed: Parsed, offset: int = -1, size: int = 0, now_ns: int = 0
     ) -> list[Merged]:

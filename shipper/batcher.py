@@ -161,6 +161,8 @@ class Batcher:
                 p.spans[fid] = (track, ends[-1])
                 break
             j = max(j, i)
+            while j + 1 < n and ends[j + 1] == ends[j]:
+                j += 1  # never inside a group of overlapping events (see shipper.container)
             p.records += records[i : j + 1]
             p.text_bytes += cum[j] - before
             p.spans[fid] = (track, ends[j])

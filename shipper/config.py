@@ -25,6 +25,7 @@ from parsers.multiline import (
     Multiline,
     MultilineConfig,
 )
+from shipper.container import FORMATS as CONTAINER_FORMATS
 from wharf.errors import InvalidArgument
 from wharf.topics import validate_topic
 
@@ -83,11 +84,19 @@ class InputConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fiel
     start_at: Literal["beginning", "end"] = "beginning"
     # Rotated copies compressed by logrotate are skipped unless this is set to false.
     exclude_compressed: bool = True
+    # parser "cri" or "docker": join the fragments runtimes cut long lines into (16 KiB each)
+    # into one record (Fluent Bit's multiline.parser cri/docker, Vector's kubernetes_logs).
+    join_partial: bool = True
 
     @property
     def label(self) -> str:
         """How logs and status name this input."""
         return self.name or f"{self.topic}:{','.join(self.paths)}"
+
+    @property
+    def container(self) -> str | None:
+        """The container log format whose fragments are joined (``None``: no joining)."""
+        return self.parser if self.join_partial and self.parser in CONTAINER_FORMATS else None
 
     def multiline_config(self) -> MultilineConfig | None:
         """The grouping config, ``None`` for one record per line."""
@@ -204,6 +213,12 @@ class ShipperConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
                 inp.multiline_config()
             except ValueError as exc:
                 raise InvalidArgument(f"{where}.multiline: {exc}") from exc
+            if inp.multiline is not None and inp.container is not None:
+                raise InvalidArgument(
+                    f"{where}.multiline: not supported with parser {inp.parser!r}, whose "
+                    "fragments are joined into whole lines already (join_partial = false "
+                    "turns that off)"
+                )
             if inp.name:
                 if inp.name in names:
                     raise InvalidArgument(f"{where}.name: {inp.name!r} is used twice")

@@ -215,9 +215,11 @@ class Daemon(ReadingMixin):
         now_ns = time.monotonic_ns()
         for f in list(self.pending_tails):
             # A partial last line is shipped. A file we are behind on, or a multiline event
-            # still open (a trace being written), lies past the checkpoint and is re-read
-            # whole at the next start instead of being cut in two here.
-            if f.fd is not None and f.pos >= f.size and f.input.multiline is None:
+            # still open (a trace being written) or a container line still missing fragments,
+            # lies past the checkpoint and is re-read whole at the next start instead of being
+            # cut in two here.
+            grouping = f.input.multiline is not None or f.input.config.container is not None
+            if f.fd is not None and f.pos >= f.size and not grouping:
                 self._flush_tail(f, f.tail.flush(now_ns))
         for cut in self.batcher.cut_all():
             self.delivery.dispatch(cut)

@@ -18,7 +18,6 @@ from shipper.config import ShipperConfig
 from shipper.follower import Follower, InputRuntime, Key, find_by_inode, same_file
 from shipper.spool import OutBatch
 from shipper.status import Stats
-from shipper.tail import Tail
 
 log = logging.getLogger(__name__)
 
@@ -178,9 +177,7 @@ class FileTable:
                     entry.source or path,
                     inp,
                     track,
-                    Tail(
-                        start, max_line_bytes=max_line, multiline=inp.multiline, forced=entry.forced
-                    ),
+                    inp.new_tail(start, max_line, forced=entry.forced),
                     head_len=entry.head_len,
                     head=entry.head,
                     forced=[b for b in entry.forced if b > entry.offset],
@@ -213,7 +210,7 @@ class FileTable:
             path,
             inp,
             track,
-            Tail(start, max_line_bytes=max_line, multiline=inp.multiline),
+            inp.new_tail(start, max_line),
             size=size,
             rotations=entry.rotations + 1 if entry is not None else 0,
         )

@@ -12,6 +12,7 @@ import logging
 import os
 import time
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,16 @@ class InputRuntime:
     def label(self) -> str:
         """Name for logs and status."""
         return self.config.label
+
+    def new_tail(self, offset: int, max_line_bytes: int, forced: Iterable[int] = ()) -> Tail:
+        """A ``Tail`` for this input's files from ``offset`` on."""
+        return Tail(
+            offset,
+            max_line_bytes=max_line_bytes,
+            multiline=self.multiline,
+            container=self.config.container,
+            forced=forced,
+        )
 
     @property
     def topic(self) -> str:
@@ -189,7 +200,7 @@ class Follower:
     def reset(self, file_id: str, offset: int, max_line_bytes: int) -> None:
         """Start over at ``offset`` as a new file (truncation, replacement)."""
         self.track = FileTrack(file_id, offset)
-        self.tail = Tail(offset, max_line_bytes=max_line_bytes, multiline=self.input.multiline)
+        self.tail = self.input.new_tail(offset, max_line_bytes)
         self.forced = []
         self.last_bytes = b""
         self.head_len, self.head = 0, ""

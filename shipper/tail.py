@@ -1,10 +1,11 @@
 """Bytes of one file in, events with their byte ranges out. Pure: no I/O, no clock of its own.
 
 A ``Tail`` chains ``parsers.lines.LineSplitter`` (lines, CRLF, invalid UTF-8, over-long lines)
-and, when configured, ``parsers.multiline.Multiline`` (stack traces), and keeps the file range
-``[offset, end)`` of every event it emits. ``emitted_end`` (the end of the last event) is the
-only offset that may ever be checkpointed: a partial last line or a held multiline event lies
-past it.
+and, when configured, ``parsers.multiline.Multiline`` (stack traces) or
+``shipper.container.ContainerJoiner`` (CRI and docker lines cut into fragments), and keeps the
+file range ``[offset, end)`` of every event it emits. ``emitted_end`` (the end of the last
+event) is the only offset that may ever be checkpointed: a partial last line, a held multiline
+event or a container line still missing fragments lies past it.
 
 Timers (a partial line held too long, a multiline event with no new line, the end of a rotated
 file) cut events where the text alone would not. Such a cut is reported as a *forced boundary*;
@@ -18,10 +19,11 @@ from __future__ import annotations
 import bisect
 from collections import deque
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from parsers.lines import Line, LineSplitter
 from parsers.multiline import Multiline, MultilineConfig
+from shipper.container import ContainerJoiner
 
 
 class Event(NamedTuple):
@@ -41,10 +43,20 @@ class Tail:
         *,
         max_line_bytes: int,
         multiline: MultilineConfig | None = None,
+        container: str | None = None,
         forced: Iterable[int] = (),
     ) -> None:
-        self.splitter = LineSplitter(offset, max_line_bytes=max_line_bytes)
+        if multiline is not None and container is not None:
+            raise ValueError("a Tail joins container fragments or multiline events, not both")
+        # Container fragments may cut a UTF-8 character in two: keep the bytes until joined.
+        errors: Literal["replace", "surrogateescape"] = (
+            "surrogateescape" if container is not None else "replace"
+        )
+        self.splitter = LineSplitter(offset, max_line_bytes=max_line_bytes, errors=errors)
         self.multiline = Multiline(multiline) if multiline is not None else None
+        self.container = (
+            ContainerJoiner(container, max_bytes=max_line_bytes) if container is not None else None
+        )
         self._held: deque[tuple[int, int]] = deque()  # (offset, end) of lines in the grouper
         self.forced = sorted(b for b in set(forced) if b > offset)
         self.emitted_end = offset
@@ -74,7 +86,7 @@ class Tail:
     def feed_columns(self, data: bytes, now_ns: int) -> tuple[list[int], list[int], list[str]]:
         """``feed``, column-wise: the offsets, ends and texts of the completed events (no
         per-line objects on the common path: lines without multiline grouping)."""
-        if self.multiline is not None:
+        if self.multiline is not None or self.container is not None:
             out = self._group(self.splitter.feed(data), now_ns)
             offsets = [e.offset for e in out]
             ends = [e.end for e in out]
@@ -112,6 +124,8 @@ class Tail:
         if self.multiline is not None and self._held:
             texts = self.multiline.flush_due(now_ns)
             return self._events(texts)
+        if self.container is not None:
+            return self._pieces(self.container.flush_due(now_ns))
         return []
 
     def next_due_ns(self, partial_timeout_ns: int) -> int | None:
@@ -125,6 +139,10 @@ class Tail:
                 # pending_since is the first line's time; the timeout runs from the last line,
                 # so this is early, never late: flush_due then simply returns nothing.
                 due.append(since + self.multiline.config.flush_timeout_ns)
+        if self.container is not None:
+            joined = self.container.next_due_ns()
+            if joined is not None:
+                due.append(joined)
         return min(due) if due else None
 
     def add_forced(self, boundary: int) -> None:
@@ -138,9 +156,13 @@ class Tail:
         out = self._group(lines, now_ns)
         if self.multiline is not None:
             out += self._events(self.multiline.flush())
+        if self.container is not None:
+            out += self._pieces(self.container.flush())
         return out
 
     def _group(self, lines: list[Line], now_ns: int) -> list[Event]:
+        if self.container is not None:
+            return self._pieces(self.container.feed(lines, now_ns))
         if self.multiline is None:
             out = [Event(ln.offset, ln.offset + ln.size, ln.text) for ln in lines]
             if out:
@@ -151,6 +173,12 @@ class Tail:
             self._held.append((ln.offset, ln.offset + ln.size))
             texts += self.multiline.feed(ln.text, now_ns)
         return self._events(texts)
+
+    def _pieces(self, pieces: list[tuple[int, int, str]]) -> list[Event]:
+        out = [Event(o, e, t) for o, e, t in pieces]
+        if out:
+            self.emitted_end = out[-1].end
+        return out
 
     def _events(self, texts: list[str]) -> list[Event]:
         out: list[Event] = []

@@ -52,6 +52,10 @@ def test_minimal_design_config_works_with_defaults() -> None:
         (MINIMAL.replace('parser = "clf"', 'multiline = "cobol"'), "inputs[0].multiline"),
         ("linger_s = 0\n" + MINIMAL, "linger_s"),
         (
+            MINIMAL.replace('parser = "clf"', 'parser = "cri"\nmultiline = "java"'),
+            "not supported with parser 'cri'",
+        ),
+        (
             MINIMAL + '\n[[inputs]]\npaths = ["/a"]\ntopic = "a"\nstart_at = "middle"\n',
             "$.inputs[1].start_at",
         ),
