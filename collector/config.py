@@ -7,6 +7,7 @@ embedded store. Command-line flags override the file.
 from __future__ import annotations
 
 import ipaddress
+import os
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -26,6 +27,18 @@ class StorageSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     fsync: Literal["always", "interval", "never"] = "always"
     fsync_interval_ms: int = 5
     retention_check_s: float = 60.0
+
+
+class SearchSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How searches use the machine."""
+
+    # Worker processes that count scans over 1 MiB stored (grep -c): 0 is one per core, 1
+    # keeps every scan in the collector's own process.
+    processes: int = 0
+
+    def worker_count(self) -> int:
+        """How many worker processes to run (1: none)."""
+        return self.processes or os.cpu_count() or 1
 
 
 class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -68,6 +81,7 @@ class CollectorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     http: str = DEFAULT_HTTP
     allow_insecure_remote: bool = False
     storage: StorageSettings = StorageSettings()
+    search: SearchSettings = SearchSettings()
     topic_defaults: TopicConfig = TopicConfig()
     auth: AuthSettings = AuthSettings()
     tls: TlsSettings = TlsSettings()
@@ -87,6 +101,10 @@ class CollectorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 )
         if bool(self.tls.cert) != bool(self.tls.key):
             raise InvalidArgument("tls.cert and tls.key must be given together")
+        if self.search.processes < 0:
+            raise InvalidArgument(
+                f"search.processes must be 0 (one per core) or more, got {self.search.processes}"
+            )
 
 
 def split_host_port(addr: str, what: str = "address") -> tuple[str, int]:

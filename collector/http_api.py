@@ -77,6 +77,7 @@ from collector.http_util import (
     METRICS,
     NDJSON,
     SCAN_POOL,
+    SCAN_WORKERS,
     STORE,
     ApiError,
     encode_hit,
@@ -87,6 +88,7 @@ from collector.http_util import (
 )
 from collector.metrics import Metrics
 from collector.storage import Store, TopicConfig
+from collector.storage.workers import ScanWorkers
 from wharf.errors import InvalidArgument, WharfError
 
 log = logging.getLogger(__name__)
@@ -113,16 +115,19 @@ def make_app(
     heartbeat_s: float = tail.DEFAULT_HEARTBEAT_S,
     sessions: st.SessionsProvider | None = None,
     progress_s: float = search.PROGRESS_S,
+    scan_workers: ScanWorkers | None = None,
 ) -> web.Application:
     """The HTTP API around an open ``store``. Run it with ``web.AppRunner``; the store's
     lifetime stays the caller's. ``sessions`` lists the connected shippers for
     ``/v1/status`` (called on the event loop; ``collector.status_api.ingest_sessions(ingest)``
-    makes one); without it the status says ``"shippers": null``."""
+    makes one); without it the status says ``"shippers": null``. ``scan_workers`` count
+    ``grep -c`` scans on every core (their lifetime stays the caller's too)."""
     app = web.Application(middlewares=[_metrics_mw, _errors_mw, _auth_mw])
     app[STORE] = store
     app[CONFIG] = config
     app[METRICS] = metrics
     app[SCAN_POOL] = ThreadPoolExecutor(SEARCH_WORKERS, thread_name_prefix="http-search")
+    app[SCAN_WORKERS] = scan_workers
     app[IO_POOL] = ThreadPoolExecutor(IO_WORKERS, thread_name_prefix="http-io")
     app[FEEDS] = set()
     app[CLOSING] = asyncio.Event()

@@ -17,6 +17,7 @@ from multidict import MultiMapping
 from collector.config import CollectorConfig
 from collector.metrics import Metrics
 from collector.storage import Store
+from collector.storage.workers import ScanWorkers
 from wharf.errors import (
     InvalidArgument,
     OffsetOutOfRange,
@@ -263,6 +264,8 @@ METRICS: Final = web.AppKey("metrics", Metrics)
 # Long scans (search) run here; short reads (tail, consume, group files) on IO_POOL, so a few
 # big searches can never delay a live tail.
 SCAN_POOL: Final = web.AppKey("scan_pool", ThreadPoolExecutor)
+# Worker processes for big counts (None: every count runs in the collector's process).
+SCAN_WORKERS: Final[web.AppKey[ScanWorkers | None]] = web.AppKey("scan_workers")
 IO_POOL: Final = web.AppKey("io_pool", ThreadPoolExecutor)
 FEEDS: Final = web.AppKey("feeds", set[Feed])
 CLOSING: Final = web.AppKey("closing", asyncio.Event)

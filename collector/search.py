@@ -36,6 +36,7 @@ from collector.http_util import (
     FEEDS,
     METRICS,
     SCAN_POOL,
+    SCAN_WORKERS,
     STORE,
     Feed,
     HitOut,
@@ -51,6 +52,7 @@ from collector.merge import Predicate, iter_groups, iter_hits
 from collector.metrics import Metrics
 from collector.storage import Store
 from collector.storage.scan import ScanStats, Watch, count_partitions, scan
+from collector.storage.workers import ScanWorkers
 from parsers.levels import normalize_level
 from wharf import where as wh
 from wharf.errors import InvalidArgument, WharfError
@@ -305,9 +307,15 @@ def planned_bytes(store: Store, topics: list[str], query: Query) -> int:
     return total
 
 
-def run_search(store: Store, spec: SearchSpec, feed: Feed, metrics: Metrics) -> None:
+def run_search(
+    store: Store,
+    spec: SearchSpec,
+    feed: Feed,
+    metrics: Metrics,
+    workers: ScanWorkers | None = None,
+) -> None:
     """Scan for ``spec`` and hand NDJSON chunks to ``feed`` (worker thread). Always ends the
-    feed; stops early when the reader cancels."""
+    feed; stops early when the reader cancels. Big counts go to ``workers`` when given."""
     out = _Outcome()
     cancel = feed.cancelled
     outcome = "completed"
@@ -317,7 +325,7 @@ def run_search(store: Store, spec: SearchSpec, feed: Feed, metrics: Metrics) -> 
         total = planned_bytes(store, f.topics, f.query) if spec.progress else 0
         w = _Writer(feed, out, spec.progress_s if spec.progress else None, total)
         if spec.count:
-            _count(store, spec, w)
+            _count(store, spec, w, workers)
         elif spec.files:
             _files(store, spec, w)
         elif spec.context:
@@ -416,7 +424,7 @@ def _groups(store: Store, spec: SearchSpec, w: _Writer) -> None:
         w.finish(out.line())
 
 
-def _count(store: Store, spec: SearchSpec, w: _Writer) -> None:
+def _count(store: Store, spec: SearchSpec, w: _Writer, workers: ScanWorkers | None) -> None:
     cancel = w.feed.cancelled
     out = w.out
     f = spec.filters
@@ -424,7 +432,12 @@ def _count(store: Store, spec: SearchSpec, w: _Writer) -> None:
     watch = Watch(cancel, w.tick)
     parts = [(topic, part) for topic in f.topics for part in store.partitions(topic)]
     if where is None:
-        counts = count_partitions([p for _, p in parts], f.query, stats=out.stats, watch=watch)
+        plain = [p for _, p in parts]
+        counts = None
+        if workers is not None:
+            counts = workers.count_partitions(plain, f.query, stats=out.stats, watch=watch)
+        if counts is None:
+            counts = count_partitions(plain, f.query, stats=out.stats, watch=watch)
     else:
         counts = [
             sum(
@@ -472,7 +485,9 @@ async def handle_search(request: web.Request) -> web.StreamResponse:
     loop = asyncio.get_running_loop()
     feed = Feed(loop)
     app[FEEDS].add(feed)
-    worker = loop.run_in_executor(app[SCAN_POOL], run_search, app[STORE], spec, feed, app[METRICS])
+    worker = loop.run_in_executor(
+        app[SCAN_POOL], run_search, app[STORE], spec, feed, app[METRICS], app[SCAN_WORKERS]
+    )
     resp: web.StreamResponse | None = None
     try:
         resp = await start_ndjson(request)

@@ -14,6 +14,7 @@ from collector.config import CollectorConfig, split_host_port
 from collector.ingest import IngestServer
 from collector.metrics import Metrics
 from collector.storage import Fsync, Store
+from collector.storage.workers import ScanWorkers
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ class Collector:
         self.http_port = 0
         self._runner: web.AppRunner | None = None
         self._retention: asyncio.Task[None] | None = None
+        workers = config.search.worker_count()
+        self.scan_workers = ScanWorkers(workers) if workers > 1 else None
 
     async def start(self) -> None:
         """Open both listeners (ports in ``ingest_port`` and ``http_port``)."""
@@ -59,7 +62,15 @@ class Collector:
 
         host, port = split_host_port(self.config.listen, "listen")
         self.ingest_port = await self.ingest.start(host, port)
-        app = make_app(self.store, self.config, self.metrics, sessions=ingest_sessions(self.ingest))
+        if self.scan_workers is not None:
+            self.scan_workers.warm()
+        app = make_app(
+            self.store,
+            self.config,
+            self.metrics,
+            sessions=ingest_sessions(self.ingest),
+            scan_workers=self.scan_workers,
+        )
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
         hhost, hport = split_host_port(self.config.http, "http")
@@ -95,6 +106,8 @@ class Collector:
         await self.ingest.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.scan_workers is not None:
+            await asyncio.to_thread(self.scan_workers.close)
         await asyncio.to_thread(self.store.close)
 
 

@@ -74,12 +74,16 @@ class _Loaded(NamedTuple):
     error: CorruptBatch | None
 
 
+def allowed(b: wb.Batch, query: Query) -> tuple[set[int] | None, set[int] | None]:
+    """The batch's host and source dictionary codes the query admits (``None``: all)."""
+    return query.allowed(b.hosts, query.hosts), query.allowed(b.sources, query.sources)
+
+
 def _load(tag: int, ref: BatchRef, query: Query) -> _Loaded:
     """Read one batch, check it, prune by host/source, decompress its lines."""
     try:
         b = ref.segment.batch_at(ref.entry)
-        hosts = query.allowed(b.hosts, query.hosts)
-        sources = query.allowed(b.sources, query.sources)
+        hosts, sources = allowed(b, query)
         if hosts == set() or sources == set():
             return _Loaded(tag, ref, None, hosts, sources, None)
         b.lines_blob()
@@ -100,24 +104,29 @@ def _pipeline(refs: Iterable[tuple[int, BatchRef]], query: Query) -> Iterator[_L
         yield pending.popleft().result()
 
 
-def _needs_per_record_filter(loaded: _Loaded, query: Query) -> bool:
+def _needs_per_record_filter(
+    b: wb.Batch, hosts: set[int] | None, sources: set[int] | None, query: Query
+) -> bool:
     """Whether time, host or source filters cut through this batch (else all or nothing)."""
-    b = loaded.batch
-    assert b is not None
     h = b.header
     lo, hi = query.ts_bounds()
     return (
         (lo is not None and h.min_ts < lo)
         or (hi is not None and h.max_ts > hi)
-        or (loaded.hosts is not None and len(loaded.hosts) < len(b.hosts))
-        or (loaded.sources is not None and len(loaded.sources) < len(b.sources))
+        or (hosts is not None and len(hosts) < len(b.hosts))
+        or (sources is not None and len(sources) < len(b.sources))
     )
 
 
-def _select(loaded: _Loaded, query: Query, matcher: LineMatcher) -> list[int]:
-    """Indexes of the records of a loaded batch that satisfy the whole query."""
-    b = loaded.batch
-    assert b is not None
+def _select(
+    b: wb.Batch,
+    hosts: set[int] | None,
+    sources: set[int] | None,
+    query: Query,
+    matcher: LineMatcher,
+) -> list[int]:
+    """Indexes of the records of a batch that satisfy the whole query (``hosts``/``sources``:
+    the dictionary codes it admits, from ``allowed``)."""
     n = len(b)
     if query.pattern or query.invert:
         idx: Sequence[int] = matcher.matching(b)
@@ -128,13 +137,29 @@ def _select(loaded: _Loaded, query: Query, matcher: LineMatcher) -> list[int]:
     if (lo is not None and h.min_ts < lo) or (hi is not None and h.max_ts > hi):
         stamps = b.timestamps()
         idx = [i for i in idx if query.in_time(stamps[i])]
-    if loaded.hosts is not None and len(loaded.hosts) < len(b.hosts):
+    if hosts is not None and len(hosts) < len(b.hosts):
         host_of = b.host_indexes()
-        idx = [i for i in idx if host_of[i] in loaded.hosts]
-    if loaded.sources is not None and len(loaded.sources) < len(b.sources):
+        idx = [i for i in idx if host_of[i] in hosts]
+    if sources is not None and len(sources) < len(b.sources):
         source_of = b.source_indexes()
-        idx = [i for i in idx if source_of[i] in loaded.sources]
+        idx = [i for i in idx if source_of[i] in sources]
     return list(idx)
+
+
+def count_batch(
+    b: wb.Batch,
+    hosts: set[int] | None,
+    sources: set[int] | None,
+    query: Query,
+    matcher: LineMatcher,
+) -> int:
+    """How many records of one (not pruned) batch satisfy ``query``, nothing materialized
+    when no filter cuts through the batch."""
+    if _needs_per_record_filter(b, hosts, sources, query):
+        return len(_select(b, hosts, sources, query, matcher))
+    if query.pattern or query.invert:
+        return matcher.count(b)
+    return len(b)
 
 
 def scan(
@@ -166,7 +191,7 @@ def scan(
             continue
         stats.bytes_decompressed += b.header.lines_ulen
         base = loaded.ref.base_offset
-        idx = _select(loaded, query, matcher)
+        idx = _select(b, loaded.hosts, loaded.sources, query, matcher)
         idx = [
             i
             for i in idx
@@ -222,12 +247,7 @@ def count_partitions(
             continue
         b = loaded.batch
         stats.bytes_decompressed += b.header.lines_ulen
-        if _needs_per_record_filter(loaded, query):
-            n = len(_select(loaded, query, matcher))
-        elif query.pattern or query.invert:
-            n = matcher.count(b)
-        else:
-            n = len(b)
+        n = count_batch(b, loaded.hosts, loaded.sources, query, matcher)
         stats.records_matched += n
         totals[loaded.tag] += n
     return totals

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
@@ -90,6 +90,7 @@ def spawn_collector(
     http: int,
     *,
     command: list[str] | None = None,
+    extra: Sequence[str] = (),
     stdout: Any = None,
     stderr: Any = subprocess.DEVNULL,
     env: dict[str, str] | None = None,
@@ -109,6 +110,7 @@ def spawn_collector(
             f"127.0.0.1:{http}",
             "--log-level",
             "warning",
+            *extra,
         ],
         cwd=ROOT,
         stdout=stdout,

@@ -13,7 +13,7 @@ import pytest
 
 from collector.storage import Store
 from shipper.transport import Producer
-from tests.collector.helpers import CollectorProcess
+from tests.collector.helpers import CollectorProcess, free_port, spawn_collector
 from wharf import batch as wb
 from wharf.record import Record
 
@@ -83,3 +83,49 @@ def test_every_number_exactly_once_across_sigkills(tmp_path: Path) -> None:
         numbers = [int(r.line[2:]) for b in part.read(0, 1 << 40) for r in b.records()]
     assert len(numbers) == len(set(numbers)), "no number stored twice"
     assert sorted(numbers) == list(range(sent * PER_BATCH)), "no number missing"
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    return {p for p in pids if Path(f"/proc/{p}").exists()}
+
+
+def test_scan_worker_processes_die_with_a_sigkilled_collector(tmp_path: Path) -> None:
+    """The collector's counting workers (a forkserver and one process per core) leave with it,
+    even when it is SIGKILLed and never gets to stop them."""
+    config = tmp_path / "collector.toml"
+    config.write_text("[search]\nprocesses = 2\n")  # whatever this machine's core count
+    proc = spawn_collector(
+        tmp_path / "data", free_port(), free_port(), extra=["--config", str(config)]
+    )
+    try:
+        deadline = time.monotonic() + 30
+        helpers: set[int] = set()
+        while time.monotonic() < deadline and len(helpers) < 3:  # forkserver + 2 workers
+            helpers = _descendants(proc.pid)
+            time.sleep(0.1)
+        assert len(helpers) >= 3, helpers
+    finally:
+        proc.kill()
+        proc.wait(30)
+    deadline = time.monotonic() + 15
+    while _alive(helpers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(helpers), f"left behind: {_alive(helpers)}"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.config import CollectorConfig, load_config
+from collector.config import CollectorConfig, SearchSettings, load_config
 from wharf.errors import InvalidArgument
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "collector.toml"
@@ -40,3 +40,10 @@ def test_remote_bind_without_token_is_refused() -> None:
     CollectorConfig(listen="0.0.0.0:7070", allow_insecure_remote=True).check()
     with pytest.raises(InvalidArgument, match="HOST:PORT"):
         CollectorConfig(http="nope").check()
+
+
+def test_search_processes_must_not_be_negative() -> None:
+    with pytest.raises(InvalidArgument, match=r"search\.processes must be 0"):
+        CollectorConfig(search=SearchSettings(processes=-1)).check()
+    assert SearchSettings(processes=3).worker_count() == 3
+    assert SearchSettings().worker_count() >= 1

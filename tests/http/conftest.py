@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from collector.storage import Store
+from collector.storage.workers import ScanWorkers
 from tests.http.live import LiveServer, load, log_records
 from wharf.record import Record
 
@@ -38,9 +39,15 @@ def auth() -> list[Record]:
 def loaded(
     tmp_path_factory: pytest.TempPathFactory, apache: list[Record], auth: list[Record]
 ) -> Iterator[LiveServer]:
-    """Read-only data for search tests: ``web`` (apache, 3 partitions) and ``auth`` (1)."""
-    with Store(tmp_path_factory.mktemp("loaded") / "data") as s:
-        load(s, "web", apache, partitions=3)
-        load(s, "auth", auth, partitions=1)
-        with LiveServer(s) as srv:
-            yield srv
+    """Read-only data for search tests: ``web`` (apache, 3 partitions) and ``auth`` (1).
+    Every count goes through worker processes (``min_bytes=0``), as big ones do in a
+    collector."""
+    workers = ScanWorkers(2, min_bytes=0)
+    try:
+        with Store(tmp_path_factory.mktemp("loaded") / "data") as s:
+            load(s, "web", apache, partitions=3)
+            load(s, "auth", auth, partitions=1)
+            with LiveServer(s, scan_workers=workers) as srv:
+                yield srv
+    finally:
+        workers.close()

@@ -19,6 +19,7 @@ from collector.http_api import make_app
 from collector.metrics import Metrics
 from collector.status_api import SessionsProvider
 from collector.storage import Store, TopicConfig
+from collector.storage.workers import ScanWorkers
 from parsers import get_parser
 from wharf import batch as wb
 from wharf.record import Record
@@ -41,8 +42,10 @@ class LiveServer:
         port: int = 0,
         progress_s: float = 0.5,
         sessions: SessionsProvider | None = None,
+        scan_workers: ScanWorkers | None = None,
     ) -> None:
         self.store = store
+        self.scan_workers = scan_workers
         self.config = config or CollectorConfig()
         self.metrics = Metrics()
         self.heartbeat_s = heartbeat_s
@@ -92,6 +95,7 @@ class LiveServer:
             heartbeat_s=self.heartbeat_s,
             progress_s=self.progress_s,
             sessions=self.sessions,
+            scan_workers=self.scan_workers,
         )
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await self._runner.setup()
