@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from collector.storage import Store
 from tests.collector.helpers import free_port, spawn_collector
@@ -218,6 +218,35 @@ class ShipperProc:
         )
         result: dict[str, Any] = json.loads(out.stdout)
         return result
+
+
+class Scene(NamedTuple):
+    """The usual setting of a shipper test: ``logs/`` holds the files to tail, a collector is
+    running, ``state/`` is the shipper's, and its config is written (the shipper not started:
+    tests often write files first)."""
+
+    logs: Path
+    state: Path
+    col: CollectorProc
+    config: Path
+    shipper: ShipperProc
+
+
+def scene(tmp_path: Path, inputs: list[dict[str, Any]], **knobs: Any) -> Scene:
+    """A ``Scene`` under ``tmp_path``; input ``paths`` are globs relative to ``logs/``, other
+    keyword arguments are config knobs (see ``write_config``)."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    state = tmp_path / "state"
+    col = CollectorProc(tmp_path / "data").start()
+    config = write_config(
+        tmp_path / "shipper.toml",
+        state_dir=state,
+        collectors=[col.address],
+        inputs=[{**inp, "paths": [str(logs / p) for p in inp["paths"]]} for inp in inputs],
+        **knobs,
+    )
+    return Scene(logs, state, col, config, ShipperProc(config, tmp_path / "shipper.log"))
 
 
 def line(n: int, width: int = 100) -> bytes:

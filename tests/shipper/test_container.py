@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from parsers import Record, get_parser
 from shipper.batcher import Batcher, FileTrack
 from shipper.tail import Event, Tail
-from tests.shipper.helpers import CollectorProc, ShipperProc, wait_caught_up, write_config
+from tests.shipper.helpers import scene, wait_caught_up
 
 T0 = "2024-05-01T12:00:00.000000001Z"
 
@@ -189,19 +189,11 @@ def test_kubernetes_lines_cut_in_fragments_are_stored_once_and_whole(tmp_path: P
     with short stderr lines interleaved between the fragments, each fragment written on its
     own; the shipper reads 4 KiB at a time and is SIGKILLed twice mid-stream. Every line is
     stored once, joined, with its stream."""
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    log = logs / "app_default_web-1.log"
-    state = tmp_path / "state"
-    col = CollectorProc(tmp_path / "data").start()
-    cfg = write_config(
-        tmp_path / "shipper.toml",
-        state_dir=state,
-        collectors=[col.address],
-        inputs=[{"paths": [str(logs / "*.log")], "topic": "k8s", "parser": "cri"}],
-        read_buffer_bytes=4096,
+    s = scene(
+        tmp_path, [{"paths": ["*.log"], "topic": "k8s", "parser": "cri"}], read_buffer_bytes=4096
     )
-    sh = ShipperProc(cfg, tmp_path / "shipper.log").start()
+    state, col, sh = s.state, s.col, s.shipper.start()
+    log = s.logs / "app_default_web-1.log"
     total, size, cut = 120, 40 * 1024, 16 * 1024
 
     def body(k: int) -> str:

@@ -17,10 +17,10 @@ from tests.shipper.helpers import (
     assert_exactly_once,
     line,
     numbers,
+    scene,
     status_of,
     wait_caught_up,
     wait_for,
-    write_config,
 )
 
 KILLS = 22
@@ -42,21 +42,15 @@ def test_sigkill_at_random_moments_and_during_checkpoint_writes(tmp_path: Path) 
     until a checkpoint write is half done (a fault-injection pause in the writer makes that
     window wide). After the last restart: every number exactly once, and the slow file's bytes
     exactly once."""
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    col = CollectorProc(tmp_path / "data").start()
-    state = tmp_path / "state"
-    cfg = write_config(
-        tmp_path / "shipper.toml",
-        state_dir=state,
-        collectors=[col.address],
-        inputs=[{"paths": [str(logs / "*.log")], "topic": "crash"}],
+    s = scene(
+        tmp_path,
+        [{"paths": ["*.log"], "topic": "crash"}],
         checkpoint_interval_s=0.1,
         partial_line_timeout_s=0.3,
         linger_s=0.1,
     )
+    logs, state, col, sh = s.logs, s.state, s.col, s.shipper
     os.environ["WHARF_FAULT_CHECKPOINT_PAUSE_S"] = "0.05"
-    sh = ShipperProc(cfg, tmp_path / "shipper.log")
     try:
         sh.start()
     finally:
@@ -140,17 +134,8 @@ def test_sigkill_at_random_moments_and_during_checkpoint_writes(tmp_path: Path) 
 
 
 def _run_once(tmp_path: Path, first: range, *, damage: str) -> tuple[CollectorProc, ShipperProc]:
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    col = CollectorProc(tmp_path / "data").start()
-    state = tmp_path / "state"
-    cfg = write_config(
-        tmp_path / "shipper.toml",
-        state_dir=state,
-        collectors=[col.address],
-        inputs=[{"paths": [str(logs / "*.log")], "topic": "state"}],
-    )
-    sh = ShipperProc(cfg, tmp_path / "shipper.log")
+    s = scene(tmp_path, [{"paths": ["*.log"], "topic": "state"}])
+    logs, state, col, sh = s.logs, s.state, s.col, s.shipper
     log = logs / "a.log"
     with log.open("ab") as f:
         f.write(b"".join(line(i) for i in first))

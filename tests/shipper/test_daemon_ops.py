@@ -17,6 +17,7 @@ from tests.shipper.helpers import (
     assert_exactly_once,
     line,
     numbers,
+    scene,
     status_of,
     wait_caught_up,
     wait_for,
@@ -69,21 +70,16 @@ def test_sighup_adds_and_removes_inputs_without_losing_positions(tmp_path: Path)
 
 
 def test_status_command_metrics_and_clean_exit(tmp_path: Path) -> None:
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    col = CollectorProc(tmp_path / "data").start()
-    state = tmp_path / "state"
     port = free_port()
-    cfg = write_config(
-        tmp_path / "shipper.toml",
-        state_dir=state,
-        collectors=[col.address],
-        inputs=[{"paths": [str(logs / "*.log")], "topic": "st"}],
+    s = scene(
+        tmp_path,
+        [{"paths": ["*.log"], "topic": "st"}],
         metrics_listen=f"127.0.0.1:{port}",
         max_line_bytes=150,
     )
+    logs, state, col, cfg = s.logs, s.state, s.col, s.config
     (logs / "a.log").write_bytes(b"".join(line(i) for i in range(50)) + b"z" * 200 + b"\n")
-    sh = ShipperProc(cfg, tmp_path / "shipper.log").start()
+    sh = s.shipper.start()
     try:
         wait_caught_up(state)
         js = sh.status()

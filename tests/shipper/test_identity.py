@@ -15,27 +15,18 @@ from tests.shipper.helpers import (
     assert_exactly_once,
     line,
     numbers,
+    scene,
     status_of,
     wait_caught_up,
     wait_for,
-    write_config,
 )
 
 HEADER = b"".join(f"# build header {i:04d} {'h' * 80}\n".encode() for i in range(22))  # ~2 KiB
 
 
 def _setup(tmp_path: Path, **knobs: object) -> tuple[CollectorProc, Path, ShipperProc]:
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    col = CollectorProc(tmp_path / "data").start()
-    cfg = write_config(
-        tmp_path / "shipper.toml",
-        state_dir=tmp_path / "state",
-        collectors=[col.address],
-        inputs=[{"paths": [str(logs / "*.log")], "topic": "id"}],
-        **knobs,
-    )
-    return col, logs, ShipperProc(cfg, tmp_path / "shipper.log")
+    s = scene(tmp_path, [{"paths": ["*.log"], "topic": "id"}], **knobs)
+    return s.col, s.logs, s.shipper
 
 
 def _on_inode(directory: Path, ino: int, dest: Path, content: bytes) -> bool:

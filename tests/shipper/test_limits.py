@@ -20,6 +20,7 @@ from tests.shipper.helpers import (
     proc_cpu_ticks,
     proc_fds,
     proc_rss_peak_kb,
+    scene,
     status_of,
     wait_caught_up,
     wait_for,
@@ -39,20 +40,11 @@ def test_50mb_line_without_newline_keeps_memory_bounded(tmp_path: Path) -> None:
     """50 MB without a newline, then numbered lines: the line is cut at max_line_bytes
     (1 MiB) and counted, the later lines are shipped, and the shipper's peak RSS grows by far
     less than the line (holding it would add 50 MB, decoding it another 50)."""
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    col = CollectorProc(tmp_path / "data").start()
-    state = tmp_path / "state"
-    cfg = write_config(
-        tmp_path / "shipper.toml",
-        state_dir=state,
-        collectors=[col.address],
-        inputs=[{"paths": [str(logs / "*.log")], "topic": "big"}],
-        partial_line_timeout_s=10.0,
-    )
-    log = logs / "a.log"
+    s = scene(tmp_path, [{"paths": ["*.log"], "topic": "big"}], partial_line_timeout_s=10.0)
+    state, col = s.state, s.col
+    log = s.logs / "a.log"
     log.write_bytes(b"".join(line(i) for i in range(100)))
-    sh = ShipperProc(cfg, tmp_path / "shipper.log").start()
+    sh = s.shipper.start()
     try:
         wait_caught_up(state)
         base = _rss_kb(sh.pid)

@@ -12,11 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.shipper.helpers import (
-    CollectorProc,
-    ShipperProc,
+    scene,
     status_of,
     wait_caught_up,
-    write_config,
 )
 
 FRAMES = 6
@@ -46,25 +44,19 @@ def test_stack_traces_one_event_each_across_buffers_rotations_and_restarts(
     """Each trace is written in two halves 50 ms apart, read 64 bytes at a time (every trace
     spans many reads), the files rotate by rename every 40 traces, and the shipper is
     SIGKILLed three times and SIGTERMed once mid-stream. Every trace is one event, whole."""
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    state = tmp_path / "state"
-    col = CollectorProc(tmp_path / "data").start()
-    cfg = write_config(
-        tmp_path / "shipper.toml",
-        state_dir=state,
-        collectors=[col.address],
-        inputs=[
-            {"paths": [str(logs / "java*.log")], "topic": "ml", "multiline": "java"},
+    s = scene(
+        tmp_path,
+        [
+            {"paths": ["java*.log"], "topic": "ml", "multiline": "java"},
             {
-                "paths": [str(logs / "py*.log")],
+                "paths": ["py*.log"],
                 "topic": "ml",
                 "multiline": {"preset": "python", "flush_timeout_s": 1.0},
             },
         ],
         read_buffer_bytes=64,
     )
-    sh = ShipperProc(cfg, tmp_path / "shipper.log").start()
+    logs, state, col, sh = s.logs, s.state, s.col, s.shipper.start()
     traces = 160
 
     def writer(name: str, make: object) -> None:

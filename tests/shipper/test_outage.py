@@ -11,15 +11,13 @@ from pathlib import Path
 import pytest
 
 from tests.shipper.helpers import (
-    CollectorProc,
-    ShipperProc,
     assert_exactly_once,
     line,
     numbers,
+    scene,
     status_of,
     wait_caught_up,
     wait_for,
-    write_config,
 )
 
 OUTAGE_S = 12.0
@@ -34,19 +32,13 @@ def test_collector_down_while_rotating_and_deleting_spools_then_no_loss(tmp_path
     are renamed away and deleted while the collector is down, the shipper is SIGKILLed once
     mid-outage (the spool survives it), and after the collector returns every number is
     stored exactly once."""
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    state = tmp_path / "state"
-    col = CollectorProc(tmp_path / "data").start()
-    cfg = write_config(
-        tmp_path / "shipper.toml",
-        state_dir=state,
-        collectors=[col.address],
-        inputs=[{"paths": [str(logs / "*.log")], "topic": "out"}],
+    s = scene(
+        tmp_path,
+        [{"paths": ["*.log"], "topic": "out"}],
         memory_queue_bytes=16 << 10,
         batch_bytes=64 << 10,
     )
-    sh = ShipperProc(cfg, tmp_path / "shipper.log").start()
+    logs, state, col, sh = s.logs, s.state, s.col, s.shipper.start()
     stop = threading.Event()
     count = [0]
 

@@ -17,9 +17,9 @@ from tests.shipper.helpers import (
     assert_exactly_once,
     line,
     numbers,
+    scene,
     wait_caught_up,
     wait_for,
-    write_config,
 )
 
 RATE = 20_000  # lines per second
@@ -36,16 +36,8 @@ def test_rename_rotation_under_load_with_sigkill_between_rename_and_create(
     after the rename and before the new file exists, then restarted. With ``app.log*`` the
     rotated files match the glob too (identity by inode keeps them from being re-read) and
     older rotations are gzipped (never read). Every number exactly once."""
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    col = CollectorProc(tmp_path / "data").start()
-    cfg = write_config(
-        tmp_path / "shipper.toml",
-        state_dir=tmp_path / "state",
-        collectors=[col.address],
-        inputs=[{"paths": [str(logs / glob)], "topic": "rot"}],
-    )
-    sh = ShipperProc(cfg, tmp_path / "shipper.log")
+    s = scene(tmp_path, [{"paths": [glob], "topic": "rot"}])
+    logs, col, sh = s.logs, s.col, s.shipper
     live = logs / "app.log"
     live.touch()
     sh.start()
@@ -104,17 +96,9 @@ def test_rename_rotation_under_load_with_sigkill_between_rename_and_create(
 
 
 def _partial_setup(tmp_path: Path) -> tuple[CollectorProc, Path, ShipperProc]:
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    col = CollectorProc(tmp_path / "data").start()
-    cfg = write_config(
-        tmp_path / "shipper.toml",
-        state_dir=tmp_path / "state",
-        collectors=[col.address],
-        inputs=[{"paths": [str(logs / "*.log")], "topic": "part"}],
-        partial_line_timeout_s=30.0,  # longer than the test: only shutdown/rotation flush
-    )
-    return col, logs, ShipperProc(cfg, tmp_path / "shipper.log")
+    # partial_line_timeout_s is longer than the test: only shutdown and rotation flush
+    s = scene(tmp_path, [{"paths": ["*.log"], "topic": "part"}], partial_line_timeout_s=30.0)
+    return s.col, s.logs, s.shipper
 
 
 def test_partial_last_line_at_shutdown_is_shipped_once(tmp_path: Path) -> None:
