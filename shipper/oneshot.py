@@ -1,7 +1,8 @@
 """``wharf ship``: send one file or stdin to a collector and return once every record is acked.
 
-Lines are split (``parsers.lines``), parsed, grouped into batches of about ``batch_bytes`` of
-text, and sent with the native protocol, several batches in flight. Each batch carries the span
+Lines are split and, for ``cri``/``docker``, joined from their fragments (``shipper.tail``,
+as the daemon does), parsed, grouped into batches of about ``batch_bytes`` of text, and sent
+with the native protocol, several batches in flight. Each batch carries the span
 of input bytes it covers, so a batch resent after a reconnect is not stored twice.
 """
 
@@ -17,7 +18,9 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from parsers import Parser, Record
-from parsers.lines import LineSplitter
+from parsers.lines import DEFAULT_MAX_LINE_BYTES
+from shipper.container import FORMATS as CONTAINER_FORMATS
+from shipper.tail import Tail
 from shipper.transport import Producer
 from wharf import batch as wb
 from wharf import protocol as wp
@@ -83,7 +86,8 @@ async def ship(
     """Read ``stream`` to its end, ship every line, wait for every ack."""
     host = host or socket.gethostname()
     stats = ShipStats()
-    splitter = LineSplitter()
+    container = parser.name if parser.name in CONTAINER_FORMATS else None
+    tail = Tail(0, max_line_bytes=DEFAULT_MAX_LINE_BYTES, container=container)
     pending: list[tuple[int, str]] = []
     pending_bytes = 0
     span_start = 0
@@ -118,18 +122,18 @@ async def ship(
         if not chunk:
             break
         stats.bytes_read += len(chunk)
-        for line in splitter.feed(chunk):
-            pending.append((line.offset, line.text))
-            pending_bytes += line.size
+        for ev in tail.feed(chunk, time.monotonic_ns()):
+            pending.append((ev.offset, ev.text))
+            pending_bytes += len(ev.text)
         if pending_bytes >= batch_bytes:
-            await cut(splitter.pending_offset)
-    for line in splitter.flush():
-        pending.append((line.offset, line.text))
-    await cut(splitter.next_offset)
+            await cut(tail.emitted_end)  # the end of whole events (of whole groups, see Tail)
+    for ev in tail.flush(time.monotonic_ns()):
+        pending.append((ev.offset, ev.text))
+    await cut(tail.next_offset)
     for t in sends:
         _count(await t, stats)
-    stats.invalid_utf8_lines = splitter.invalid_utf8_lines
-    stats.truncated_lines = splitter.truncated_lines
+    stats.invalid_utf8_lines = tail.splitter.invalid_utf8_lines
+    stats.truncated_lines = tail.splitter.truncated_lines
     return stats
 
 

@@ -84,6 +84,26 @@ def test_ship_from_stdin_and_json_output(shipped: CollectorProcess) -> None:
     ].keys()
 
 
+def test_ship_joins_cri_fragments_like_the_daemon(shipped: CollectorProcess) -> None:
+    t = "2024-05-01T12:00:00.000000001Z"
+    text = (
+        f"{t} stdout P first half, \n{t} stderr F an error between\n{t} stdout F second half\n"
+        f"{t} stdout F whole line\n"
+    )
+    done = shipped.wharf("ship", "-t", "k8s", "-p", "cri", "-", stdin=text.encode())
+    assert done.returncode == 0, done.stderr
+    out = shipped.wharf("grep", "-t", "k8s", "-o", "json", "")
+    got = [
+        (o["fields"]["stream"], o["fields"]["message"])
+        for o in map(json.loads, out.stdout.splitlines())
+    ]
+    assert got == [
+        ("stdout", "first half, second half"),
+        ("stderr", "an error between"),
+        ("stdout", "whole line"),
+    ]
+
+
 def test_search_for_ten_seconds_while_ingest_keeps_its_rate(tmp_path: Path) -> None:
     """Searches run in threads off the event loop: a producer offering 5,000 records/s keeps
     getting its acks while full-topic regex scans run back to back for 10 seconds."""
