@@ -17,6 +17,9 @@ raises on any input bytes.
   ``flush()`` is called (after a timeout, or at the end of a rotated file).
 
 The output depends only on the bytes, never on how they were cut into chunks.
+
+``Utf16LineSplitter`` does the same for UTF-16 files (``sniff_encoding`` reads the byte order
+mark), with the offsets of the file's own bytes.
 """
 
 from __future__ import annotations
@@ -274,3 +277,165 @@ def _cut(body: bytes, limit: int) -> bytes:
     if body[p] >= 0xC0:
         return body[:p]
     return body[:limit]
+
+
+ENCODINGS: Final = ("utf-8", "utf-16le", "utf-16be")
+_BOMS: Final = ((b"\xff\xfe", "utf-16le"), (b"\xfe\xff", "utf-16be"))
+
+
+def sniff_encoding(head: bytes) -> str:
+    """The encoding a file's first bytes announce: a UTF-16 byte order mark, else UTF-8."""
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            return name
+    return "utf-8"
+
+
+class Utf16LineSplitter:
+    """``LineSplitter`` for UTF-16 files (Windows tools write them): bytes in, text lines out.
+
+    A line ends at the code unit U+000A (``0A 00`` little-endian, ``00 0A`` big-endian) at an
+    even file offset; a U+000D before it is dropped, as is a byte order mark at offset 0.
+    Offsets and sizes are bytes of the file, like ``LineSplitter``'s. Text that is not valid
+    UTF-16 (a lone surrogate) is replaced and the line counted in ``invalid_utf8_lines`` (the
+    shared name of "lines that were not valid text"); lines over ``max_line_bytes`` bytes are
+    truncated and counted. The output does not depend on how the bytes are cut into chunks.
+    """
+
+    __slots__ = (
+        "_carry",
+        "_codec",
+        "_discarding",
+        "_errors",
+        "_held",
+        "_line_len",
+        "_max",
+        "_next_offset",
+        "_nl",
+        "invalid_utf8_lines",
+        "lines",
+        "truncated_lines",
+    )
+
+    def __init__(
+        self,
+        offset: int = 0,
+        *,
+        big_endian: bool = False,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        errors: Literal["replace", "surrogateescape"] = "replace",
+    ) -> None:
+        if max_line_bytes < 2:
+            raise ValueError(f"max_line_bytes must be at least 2, got {max_line_bytes}")
+        if offset < 0:
+            raise ValueError(f"offset must be >= 0, got {offset}")
+        self._codec = "utf-16-be" if big_endian else "utf-16-le"
+        self._nl = b"\x00\n" if big_endian else b"\n\x00"
+        self._errors = "replace" if errors == "replace" else "surrogatepass"
+        self._max = max_line_bytes - max_line_bytes % 2
+        self._next_offset = offset
+        self._held = bytearray()  # the current incomplete line, at most max + 2 bytes
+        self._line_len = 0  # bytes of the current incomplete line, held or dropped
+        self._carry = b""  # the first byte of a code unit whose second has not been read
+        self._discarding = False
+        self.lines = 0
+        self.invalid_utf8_lines = 0
+        self.truncated_lines = 0
+
+    @property
+    def next_offset(self) -> int:
+        """The file offset of the next byte ``feed`` expects."""
+        return self._next_offset
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes read but not yet part of an emitted line."""
+        return self._line_len + len(self._carry)
+
+    @property
+    def pending_offset(self) -> int:
+        """Offset of the first byte not yet part of an emitted line: a safe checkpoint."""
+        return self._next_offset - self.pending_bytes
+
+    def feed(self, data: bytes, offset: int | None = None) -> list[Line]:
+        """Take the next chunk of the file; return the lines it completes, in order."""
+        if offset is not None and offset != self._next_offset:
+            raise ValueError(
+                f"chunk at offset {offset} does not follow the previous one "
+                f"(expected {self._next_offset})"
+            )
+        out: list[Line] = []
+        if not data:
+            return out
+        buf = self._carry + data
+        base = self._next_offset - len(self._carry)  # file offset of buf[0]
+        self._next_offset += len(data)
+        usable = len(buf) - (base + len(buf)) % 2  # whole code units only
+        self._carry = buf[usable:]
+        find, nl = buf.find, self._nl
+        pos = 0
+        while True:
+            p = find(nl, pos, usable)
+            while p >= 0 and (base + p) % 2:
+                p = find(nl, p + 1, usable)
+            if p < 0:
+                self._hold_bytes(buf[pos:usable])
+                return out
+            self._hold_bytes(buf[pos:p])
+            size = self._line_len + 2
+            out.append(self._emit(base + p + 2 - size, size))
+            pos = p + 2
+
+    def feed_columns(
+        self, data: bytes, offset: int | None = None
+    ) -> tuple[list[str], list[int], list[int]]:
+        """``feed``, column-wise: texts, offsets and ends of the completed lines."""
+        lines = self.feed(data, offset)
+        return (
+            [ln.text for ln in lines],
+            [ln.offset for ln in lines],
+            [ln.offset + ln.size for ln in lines],
+        )
+
+    def flush(self) -> list[Line]:
+        """Emit the incomplete last line, if any, as it is (a timeout, or the end of a file)."""
+        if not self.pending_bytes:
+            return []
+        offset, size = self.pending_offset, self.pending_bytes
+        self._hold_bytes(self._carry)  # half a code unit: replaced when decoded
+        self._carry = b""
+        return [self._emit(offset, size)]
+
+    def _hold_bytes(self, chunk: bytes) -> None:
+        self._line_len += len(chunk)
+        if self._discarding or not chunk:
+            return
+        room = self._max + 2 - len(self._held)
+        if len(chunk) <= room:
+            self._held += chunk
+        else:
+            self._held += chunk[:room]
+            self._discarding = True
+
+    def _emit(self, offset: int, size: int) -> Line:
+        body = bytes(self._held)
+        truncated = self._discarding
+        self._held = bytearray()
+        self._line_len = 0
+        self._discarding = False
+        if len(body) > self._max:
+            truncated = True
+        if truncated:
+            body = body[: self._max]
+            self.truncated_lines += 1
+        self.lines += 1
+        try:
+            text = body.decode(self._codec)
+        except UnicodeDecodeError:
+            text = body.decode(self._codec, self._errors)
+            self.invalid_utf8_lines += 1
+        if offset == 0 and text.startswith("\ufeff"):
+            text = text[1:]
+        if text.endswith("\r") and not truncated:
+            text = text[:-1]
+        return Line(offset, text, size)

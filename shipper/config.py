@@ -87,6 +87,10 @@ class InputConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fiel
     # parser "cri" or "docker": join the fragments runtimes cut long lines into (16 KiB each)
     # into one record (Fluent Bit's multiline.parser cri/docker, Vector's kubernetes_logs).
     join_partial: bool = True
+    # Text encoding of the files: "auto" reads a UTF-16 byte order mark at the start of a file
+    # (Windows tools write them), else UTF-8; or "utf-8", "utf-16le", "utf-16be". Records are
+    # UTF-8 whatever the file's encoding.
+    encoding: Literal["auto", "utf-8", "utf-16le", "utf-16be"] = "auto"
 
     @property
     def label(self) -> str:

@@ -51,7 +51,7 @@ class Delivery:
         self.window: asyncio.Semaphore | None = None
         self.seq = 1
         self.build_q: asyncio.Queue[tuple[int, Cut]] = asyncio.Queue()
-        self._built = asyncio.Event()  # set whenever the builder takes a batch off build_q
+        self._built = asyncio.Event()  # set whenever the builder finishes a batch
         self.deliveries: set[asyncio.Task[None]] = set()
         self.closing = False  # shutting down: a failed send means "not acknowledged", no drop
 

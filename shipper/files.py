@@ -177,7 +177,7 @@ class FileTable:
                     entry.source or path,
                     inp,
                     track,
-                    inp.new_tail(start, max_line, forced=entry.forced),
+                    inp.new_tail(start, max_line, entry.forced, os.pread(fd, 2, 0)),
                     head_len=entry.head_len,
                     head=entry.head,
                     forced=[b for b in entry.forced if b > entry.offset],
@@ -210,7 +210,7 @@ class FileTable:
             path,
             inp,
             track,
-            inp.new_tail(start, max_line),
+            inp.new_tail(start, max_line, head=os.pread(fd, 2, 0) if start else b""),
             size=size,
             rotations=entry.rotations + 1 if entry is not None else 0,
         )

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from parsers import Parser, get_parser
+from parsers.lines import sniff_encoding
 from parsers.multiline import MultilineConfig
 from shipper import identity
 from shipper.batcher import FileTrack
@@ -55,13 +56,20 @@ class InputRuntime:
         """Name for logs and status."""
         return self.config.label
 
-    def new_tail(self, offset: int, max_line_bytes: int, forced: Iterable[int] = ()) -> Tail:
-        """A ``Tail`` for this input's files from ``offset`` on."""
+    def new_tail(
+        self, offset: int, max_line_bytes: int, forced: Iterable[int] = (), head: bytes = b""
+    ) -> Tail:
+        """A ``Tail`` for this input's files from ``offset`` on; ``head``: the file's first
+        bytes, which say its encoding when it is "auto" and reading resumes past them."""
+        encoding: str = self.config.encoding
+        if encoding == "auto" and offset > 0:
+            encoding = sniff_encoding(head)
         return Tail(
             offset,
             max_line_bytes=max_line_bytes,
             multiline=self.multiline,
             container=self.config.container,
+            encoding=encoding,
             forced=forced,
         )
 

@@ -87,7 +87,7 @@ async def ship(
     host = host or socket.gethostname()
     stats = ShipStats()
     container = parser.name if parser.name in CONTAINER_FORMATS else None
-    tail = Tail(0, max_line_bytes=DEFAULT_MAX_LINE_BYTES, container=container)
+    tail = Tail(0, max_line_bytes=DEFAULT_MAX_LINE_BYTES, container=container, encoding="auto")
     pending: list[tuple[int, str]] = []
     pending_bytes = 0
     span_start = 0

@@ -1,7 +1,8 @@
 """Bytes of one file in, events with their byte ranges out. Pure: no I/O, no clock of its own.
 
-A ``Tail`` chains ``parsers.lines.LineSplitter`` (lines, CRLF, invalid UTF-8, over-long lines)
-and, when configured, ``parsers.multiline.Multiline`` (stack traces) or
+A ``Tail`` chains ``parsers.lines.LineSplitter`` (lines, CRLF, invalid UTF-8, over-long lines;
+``Utf16LineSplitter`` for UTF-16 files, which ``encoding="auto"`` recognises by the byte order
+mark at their start) and, when configured, ``parsers.multiline.Multiline`` (stack traces) or
 ``shipper.container.ContainerJoiner`` (CRI and docker lines cut into fragments), and keeps the
 file range ``[offset, end)`` of every event it emits. ``emitted_end`` (the end of the last
 event) is the only offset that may ever be checkpointed: a partial last line, a held multiline
@@ -21,7 +22,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Literal, NamedTuple
 
-from parsers.lines import Line, LineSplitter
+from parsers.lines import Line, LineSplitter, Utf16LineSplitter, sniff_encoding
 from parsers.multiline import Multiline, MultilineConfig
 from shipper.container import ContainerJoiner
 
@@ -44,6 +45,7 @@ class Tail:
         max_line_bytes: int,
         multiline: MultilineConfig | None = None,
         container: str | None = None,
+        encoding: str = "utf-8",
         forced: Iterable[int] = (),
     ) -> None:
         if multiline is not None and container is not None:
@@ -52,7 +54,16 @@ class Tail:
         errors: Literal["replace", "surrogateescape"] = (
             "surrogateescape" if container is not None else "replace"
         )
-        self.splitter = LineSplitter(offset, max_line_bytes=max_line_bytes, errors=errors)
+        # "auto" from the start of a file: its first bytes decide (a UTF-16 byte order mark).
+        self._max_line_bytes = max_line_bytes
+        self._sniff = encoding == "auto" and offset == 0 and container is None
+        self.splitter: LineSplitter | Utf16LineSplitter = (
+            Utf16LineSplitter(
+                offset, big_endian=encoding == "utf-16be", max_line_bytes=max_line_bytes
+            )
+            if encoding in ("utf-16le", "utf-16be") and container is None
+            else LineSplitter(offset, max_line_bytes=max_line_bytes, errors=errors)
+        )
         self.multiline = Multiline(multiline) if multiline is not None else None
         self.container = (
             ContainerJoiner(container, max_bytes=max_line_bytes) if container is not None else None
@@ -86,6 +97,15 @@ class Tail:
     def feed_columns(self, data: bytes, now_ns: int) -> tuple[list[int], list[int], list[str]]:
         """``feed``, column-wise: the offsets, ends and texts of the completed events (no
         per-line objects on the common path: lines without multiline grouping)."""
+        if self._sniff and data:
+            self._sniff = False
+            encoding = sniff_encoding(data[:2])
+            if encoding != "utf-8":
+                self.splitter = Utf16LineSplitter(
+                    self.splitter.next_offset,
+                    big_endian=encoding == "utf-16be",
+                    max_line_bytes=self._max_line_bytes,
+                )
         if self.multiline is not None or self.container is not None:
             out = self._group(self.splitter.feed(data), now_ns)
             offsets = [e.offset for e in out]

@@ -163,10 +163,11 @@ def test_same_first_bytes_and_tiny_files_without_newline(tmp_path: Path) -> None
 
 def test_invalid_utf8_nul_crlf_utf16_offsets_are_byte_exact(tmp_path: Path) -> None:
     """No crash on odd bytes; every record's offset is the file offset of its line's first
-    byte; invalid UTF-8 is replaced and counted; CRLF loses its CR."""
+    byte; invalid UTF-8 is replaced and counted; CRLF loses its CR; a UTF-16 file (its byte
+    order mark says so) becomes UTF-8 text with the offsets of its own bytes."""
     col, logs, sh = _setup(tmp_path)
     mixed = b"plain\r\nbad \xff\xfe\xc3 utf8\nnul \x00\x00 bytes\n\r\ncut \xe2\x82\nlast crlf\r\n"
-    utf16 = "first line\nsecond line\n".encode("utf-16")  # BOM + UTF-16-LE
+    utf16 = "first line\r\nsecond ☃ line\nlast".encode("utf-16")  # BOM + UTF-16-LE
     (logs / "mixed.log").write_bytes(mixed)
     (logs / "utf16.log").write_bytes(utf16)
     try:
@@ -178,10 +179,16 @@ def test_invalid_utf8_nul_crlf_utf16_offsets_are_byte_exact(tmp_path: Path) -> N
         sh.close()
         col.stop()
     records = col.records("id")
-    for name, raw in (("mixed.log", mixed), ("utf16.log", utf16)):
+    utf16_records = sorted(
+        (r for r in records if r.source.endswith("utf16.log")), key=lambda r: r.offset
+    )
+    assert [(r.offset, r.line) for r in utf16_records] == [
+        (0, "first line"),  # the byte order mark and CR LF are not text
+        (2 + 24, "second ☃ line"),
+        (2 + 24 + 28, "last"),  # no newline: shipped after the partial-line timeout
+    ]
+    for name, raw in (("mixed.log", mixed),):
         mine = sorted((r for r in records if r.source.endswith(name)), key=lambda r: r.offset)
-        # Every line, and a last one without its newline (UTF-16's "\n\x00" leaves a NUL
-        # behind the last 0x0A: shipped after the partial-line timeout).
         chunks = raw.split(b"\n")
         if not chunks[-1]:
             chunks.pop()
@@ -193,6 +200,5 @@ def test_invalid_utf8_nul_crlf_utf16_offsets_are_byte_exact(tmp_path: Path) -> N
         for r, chunk in zip(mine, chunks, strict=True):
             body = chunk[:-1] if chunk.endswith(b"\r") else chunk
             assert r.line == body.decode("utf-8", "replace"), name
-    # Two in mixed.log; in the UTF-16 file only the first line (its BOM, 0xFF 0xFE) is invalid
-    # UTF-8: the NUL bytes of the others are valid.
-    assert st["counters"]["invalid_utf8_lines"] == 3
+    # Two in mixed.log (NUL bytes are valid UTF-8); none in the UTF-16 file.
+    assert st["counters"]["invalid_utf8_lines"] == 2
