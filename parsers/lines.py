@@ -37,6 +37,7 @@ DEFAULT_MAX_LINE_BYTES: Final = 1 << 20
 
 _NL: Final = b"\n"
 _CR: Final = b"\r"
+_PLUS_ONE: Final = (1).__add__  # a line's length plus its terminator
 
 
 class Line(NamedTuple):
@@ -157,26 +158,36 @@ class LineSplitter:
                 ends.append(ln.offset + ln.size)
             return texts, offsets, ends
         body = data[:last]
-        parts = body.split(_NL)
-        if max(map(len, parts)) > self._max:
+        if body.isascii():
+            # Most logs: characters are bytes, so the text's lengths are the offsets.
+            new = body.decode("ascii").split("\n")
+            lengths = list(map(len, new))
+        else:
+            new = []
+            parts = body.split(_NL)
+            lengths = list(map(len, parts))
+        if max(lengths) > self._max:
             for ln in self._feed_slow(data):
                 texts.append(ln.text)
                 offsets.append(ln.offset)
                 ends.append(ln.offset + ln.size)
             return texts, offsets, ends
         base = self._next_offset
-        try:
-            texts += body.decode("utf-8").split("\n")
-        except UnicodeDecodeError:
-            errors = self._errors
-            for part in parts:
-                try:
-                    texts.append(part.decode("utf-8"))
-                except UnicodeDecodeError:
-                    texts.append(part.decode("utf-8", errors))
-                    self.invalid_utf8_lines += 1
-        self.lines += len(parts)
-        bounds = list(accumulate([len(p) + 1 for p in parts], initial=base))
+        if new:
+            texts += new
+        else:
+            try:
+                texts += body.decode("utf-8").split("\n")
+            except UnicodeDecodeError:
+                errors = self._errors
+                for part in parts:
+                    try:
+                        texts.append(part.decode("utf-8"))
+                    except UnicodeDecodeError:
+                        texts.append(part.decode("utf-8", errors))
+                        self.invalid_utf8_lines += 1
+        self.lines += len(lengths)
+        bounds = list(accumulate(map(_PLUS_ONE, lengths), initial=base))
         offsets += bounds[:-1]
         ends += bounds[1:]
         self._next_offset = base + last + 1
