@@ -56,6 +56,11 @@ def test_minimal_design_config_works_with_defaults() -> None:
             "not supported with parser 'cri'",
         ),
         (
+            MINIMAL.replace('parser = "clf"', 'parser = "docker"\nencoding = "utf-16le"'),
+            "inputs[0].encoding: container logs (docker) are UTF-8",
+        ),
+        (MINIMAL.replace('parser = "clf"', 'encoding = "latin1"'), "$.inputs[0].encoding"),
+        (
             MINIMAL + '\n[[inputs]]\npaths = ["/a"]\ntopic = "a"\nstart_at = "middle"\n',
             "$.inputs[1].start_at",
         ),
