@@ -52,12 +52,12 @@ class Line(NamedTuple):
     size: int
 
 
-class LineSplitter:
-    """Bytes in, complete lines out (see the module docstring)."""
+class _Splitter:
+    """What both splitters keep: the read position, the incomplete last line (held within the
+    limit, the rest counted and dropped) and the counters."""
 
     __slots__ = (
         "_discarding",
-        "_errors",
         "_held",
         "_line_len",
         "_max",
@@ -66,26 +66,19 @@ class LineSplitter:
         "lines",
         "truncated_lines",
     )
+    # Bytes held beyond the limit: a terminator's first part (the '\r' of '\r\n', or U+000D),
+    # which is not text.
+    _SLACK = 1
 
-    def __init__(
-        self,
-        offset: int = 0,
-        *,
-        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-        errors: Literal["replace", "surrogateescape"] = "replace",
-    ) -> None:
-        if max_line_bytes < 1:
-            raise ValueError(f"max_line_bytes must be at least 1, got {max_line_bytes}")
-        if errors not in ("replace", "surrogateescape"):
-            raise ValueError(f"errors must be 'replace' or 'surrogateescape', got {errors!r}")
+    def __init__(self, offset: int, max_line_bytes: int) -> None:
+        if max_line_bytes < self._SLACK:
+            raise ValueError(f"max_line_bytes must be at least {self._SLACK}, got {max_line_bytes}")
         if offset < 0:
             raise ValueError(f"offset must be >= 0, got {offset}")
         self._max = max_line_bytes
-        self._errors = errors
         self._next_offset = offset
-        # The start of the current incomplete line: at most max + 1 bytes (the extra byte may be
-        # the '\r' of a '\r\n', which is not part of the text). A bytearray, so a line that
-        # arrives in many small reads is appended to, not copied each time.
+        # The start of the current incomplete line, at most max + _SLACK bytes. A bytearray, so
+        # a line that arrives in many small reads is appended to, not copied each time.
         self._held = bytearray()
         # Bytes of the current incomplete line seen so far, held or dropped.
         self._line_len = 0
@@ -107,7 +100,56 @@ class LineSplitter:
     @property
     def pending_offset(self) -> int:
         """Offset of the first byte not yet part of an emitted line: a safe checkpoint."""
-        return self._next_offset - self._line_len
+        return self._next_offset - self.pending_bytes
+
+    def _follows(self, offset: int | None) -> None:
+        if offset is not None and offset != self._next_offset:
+            raise ValueError(
+                f"chunk at offset {offset} does not follow the previous one "
+                f"(expected {self._next_offset})"
+            )
+
+    def _hold(self, data: bytes, start: int, end: int) -> None:
+        """Add ``data[start:end]`` (no terminator in it) to the incomplete line, within the
+        limit."""
+        size = end - start
+        if not size:
+            return
+        self._line_len += size
+        if self._discarding:
+            return
+        room = self._max + self._SLACK - len(self._held)
+        if size <= room:
+            self._held += data[start:end]
+        else:
+            self._held += data[start : start + room]
+            self._discarding = True
+
+    def _take(self) -> tuple[bytes, bool]:
+        """The held line (and whether it was cut), which is then no longer held."""
+        body, truncated = bytes(self._held), self._discarding
+        self._held = bytearray()
+        self._line_len = 0
+        self._discarding = False
+        return body, truncated
+
+
+class LineSplitter(_Splitter):
+    """Bytes in, complete lines out (see the module docstring)."""
+
+    __slots__ = ("_errors",)
+
+    def __init__(
+        self,
+        offset: int = 0,
+        *,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        errors: Literal["replace", "surrogateescape"] = "replace",
+    ) -> None:
+        if errors not in ("replace", "surrogateescape"):
+            raise ValueError(f"errors must be 'replace' or 'surrogateescape', got {errors!r}")
+        super().__init__(offset, max_line_bytes)
+        self._errors = errors
 
     def feed(self, data: bytes, offset: int | None = None) -> list[Line]:
         """Take the next chunk of the file; return the lines it completes, in order.
@@ -124,11 +166,7 @@ class LineSplitter:
         """``feed``, column-wise: the texts of the completed lines, their file offsets and
         their ends (the offset after each terminator). The common case (no held partial line,
         no ``\\r``, no over-long line) splits and decodes the whole chunk in C."""
-        if offset is not None and offset != self._next_offset:
-            raise ValueError(
-                f"chunk at offset {offset} does not follow the previous one "
-                f"(expected {self._next_offset})"
-            )
+        self._follows(offset)
         n = len(data)
         if not n:
             return [], [], []
@@ -212,12 +250,8 @@ class LineSplitter:
             if self._line_len:
                 line_offset = base + start - self._line_len
                 self._hold(data, start, nl)
-                body = bytes(self._held)
                 total = self._line_len
-                truncated = self._discarding
-                self._held = bytearray()
-                self._line_len = 0
-                self._discarding = False
+                body, truncated = self._take()
             else:
                 body = data[start:nl]
                 line_offset = base + start
@@ -234,29 +268,9 @@ class LineSplitter:
         """Emit the incomplete last line, if any, as it is (a timeout, or the end of a file)."""
         if not self._line_len:
             return []
-        body = bytes(self._held)
-        offset = self._next_offset - self._line_len
-        total = self._line_len
-        truncated = self._discarding
-        self._held = bytearray()
-        self._line_len = 0
-        self._discarding = False
+        offset, total = self.pending_offset, self._line_len
+        body, truncated = self._take()
         return [self._emit(body, offset, total, truncated)]
-
-    def _hold(self, data: bytes, start: int, end: int) -> None:
-        """Add ``data[start:end]`` (no newline in it) to the incomplete line, within the limit."""
-        size = end - start
-        if not size:
-            return
-        self._line_len += size
-        if self._discarding:
-            return
-        room = self._max + 1 - len(self._held)
-        if size <= room:
-            self._held += data[start:end]
-        else:
-            self._held += data[start : start + room]
-            self._discarding = True
 
     def _emit(self, body: bytes, offset: int, size: int, truncated: bool) -> Line:
         # A '\r' before the '\n' is part of the terminator; at a forced flush a trailing '\r' is
@@ -302,7 +316,7 @@ def sniff_encoding(head: bytes) -> str:
     return "utf-8"
 
 
-class Utf16LineSplitter:
+class Utf16LineSplitter(_Splitter):
     """``LineSplitter`` for UTF-16 files (Windows tools write them): bytes in, text lines out.
 
     A line ends at the code unit U+000A (``0A 00`` little-endian, ``00 0A`` big-endian) at an
@@ -313,20 +327,8 @@ class Utf16LineSplitter:
     truncated and counted. The output does not depend on how the bytes are cut into chunks.
     """
 
-    __slots__ = (
-        "_carry",
-        "_codec",
-        "_discarding",
-        "_errors",
-        "_held",
-        "_line_len",
-        "_max",
-        "_next_offset",
-        "_nl",
-        "invalid_utf8_lines",
-        "lines",
-        "truncated_lines",
-    )
+    __slots__ = ("_carry", "_codec", "_errors", "_nl")
+    _SLACK = 2
 
     def __init__(
         self,
@@ -336,45 +338,20 @@ class Utf16LineSplitter:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         errors: Literal["replace", "surrogateescape"] = "replace",
     ) -> None:
-        if max_line_bytes < 2:
-            raise ValueError(f"max_line_bytes must be at least 2, got {max_line_bytes}")
-        if offset < 0:
-            raise ValueError(f"offset must be >= 0, got {offset}")
+        super().__init__(offset, max_line_bytes - max_line_bytes % 2)
         self._codec = "utf-16-be" if big_endian else "utf-16-le"
         self._nl = b"\x00\n" if big_endian else b"\n\x00"
         self._errors = "replace" if errors == "replace" else "surrogatepass"
-        self._max = max_line_bytes - max_line_bytes % 2
-        self._next_offset = offset
-        self._held = bytearray()  # the current incomplete line, at most max + 2 bytes
-        self._line_len = 0  # bytes of the current incomplete line, held or dropped
         self._carry = b""  # the first byte of a code unit whose second has not been read
-        self._discarding = False
-        self.lines = 0
-        self.invalid_utf8_lines = 0
-        self.truncated_lines = 0
-
-    @property
-    def next_offset(self) -> int:
-        """The file offset of the next byte ``feed`` expects."""
-        return self._next_offset
 
     @property
     def pending_bytes(self) -> int:
         """Bytes read but not yet part of an emitted line."""
         return self._line_len + len(self._carry)
 
-    @property
-    def pending_offset(self) -> int:
-        """Offset of the first byte not yet part of an emitted line: a safe checkpoint."""
-        return self._next_offset - self.pending_bytes
-
     def feed(self, data: bytes, offset: int | None = None) -> list[Line]:
         """Take the next chunk of the file; return the lines it completes, in order."""
-        if offset is not None and offset != self._next_offset:
-            raise ValueError(
-                f"chunk at offset {offset} does not follow the previous one "
-                f"(expected {self._next_offset})"
-            )
+        self._follows(offset)
         out: list[Line] = []
         if not data:
             return out
@@ -390,9 +367,9 @@ class Utf16LineSplitter:
             while p >= 0 and (base + p) % 2:
                 p = find(nl, p + 1, usable)
             if p < 0:
-                self._hold_bytes(buf[pos:usable])
+                self._hold(buf, pos, usable)
                 return out
-            self._hold_bytes(buf[pos:p])
+            self._hold(buf, pos, p)
             size = self._line_len + 2
             out.append(self._emit(base + p + 2 - size, size))
             pos = p + 2
@@ -413,27 +390,12 @@ class Utf16LineSplitter:
         if not self.pending_bytes:
             return []
         offset, size = self.pending_offset, self.pending_bytes
-        self._hold_bytes(self._carry)  # half a code unit: replaced when decoded
+        self._hold(self._carry, 0, len(self._carry))  # half a code unit: replaced when decoded
         self._carry = b""
         return [self._emit(offset, size)]
 
-    def _hold_bytes(self, chunk: bytes) -> None:
-        self._line_len += len(chunk)
-        if self._discarding or not chunk:
-            return
-        room = self._max + 2 - len(self._held)
-        if len(chunk) <= room:
-            self._held += chunk
-        else:
-            self._held += chunk[:room]
-            self._discarding = True
-
     def _emit(self, offset: int, size: int) -> Line:
-        body = bytes(self._held)
-        truncated = self._discarding
-        self._held = bytearray()
-        self._line_len = 0
-        self._discarding = False
+        body, truncated = self._take()
         if len(body) > self._max:
             truncated = True
         if truncated:
