@@ -219,8 +219,7 @@ class ShipperConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
                 raise InvalidArgument(f"{where}.multiline: {exc}") from exc
             if inp.container is not None and inp.encoding not in ("auto", "utf-8"):
                 raise InvalidArgument(
-                    f"{where}.encoding: container logs ({inp.parser}) are UTF-8, "
-                    f"not {inp.encoding}"
+                    f"{where}.encoding: container logs ({inp.parser}) are UTF-8, not {inp.encoding}"
                 )
             if inp.multiline is not None and inp.container is not None:
                 raise InvalidArgument(

@@ -19,6 +19,12 @@ of one line need not be adjacent in the file: ``P1(out) L(err) F1(out)``.
   timeout, the end of a file) keeps the tag ``P`` (docker: ``log`` without its newline).
 - A line that is not a container line ends every pending line (as in Fluent Bit) and is passed
   on as read: the parser then reports it as a parse error.
+
+Known limit: a timer flush (a line whose fragments stopped coming) is recorded as a forced
+boundary, and re-reading after a crash flushes *every* pending line there. If another stream
+also had fragments pending at that moment and the first run's joined copy of that line was
+not acknowledged before the crash, the line is stored split in two (nothing is lost, and
+nothing is stored twice: the collector's mark covers the first run's copy or none of it).
 """
 
 from __future__ import annotations
