@@ -177,6 +177,7 @@ async def _shutdown(app: web.Application) -> None:
 
 async def _cleanup(app: web.Application) -> None:
     await _shutdown(app)
+    app[st.INGEST_RATE].detach(app[STORE])  # the store outlives the app
     for pool in (app[SCAN_POOL], app[IO_POOL]):
         await asyncio.get_running_loop().run_in_executor(None, pool.shutdown, True)
 

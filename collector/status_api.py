@@ -84,6 +84,10 @@ class IngestRate:
                     self._ends[(topic, part.number)] = part.durable_offset
         store.add_listener(self._on_commit)
 
+    def detach(self, store: Store) -> None:
+        """Stop counting ``store``'s commits."""
+        store.remove_listener(self._on_commit)
+
     def _on_commit(self, topic: str, partition: int, end: int) -> None:
         # On the store's committer thread: a dict update and a deque append, nothing more.
         with self._lock:

@@ -63,16 +63,20 @@ class TailHub:
     def __init__(self) -> None:
         self._waiters: set[_Waiter] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._store: Store | None = None
         self._closed = False
 
     def attach(self, store: Store, loop: asyncio.AbstractEventLoop) -> None:
         """Listen to ``store``'s commits and wake waiters on ``loop``."""
         self._loop = loop
+        self._store = store
         store.add_listener(self._on_commit)
 
     def close(self) -> None:
-        """Stop relaying (the store keeps the listener; it then does nothing)."""
+        """Stop relaying and wake every tail (shutdown)."""
         self._closed = True
+        if self._store is not None:
+            self._store.remove_listener(self._on_commit)
         self.wake_all()
 
     def _on_commit(self, topic: str, partition: int, end_offset: int) -> None:

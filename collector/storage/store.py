@@ -211,7 +211,13 @@ class Store:
         """Call ``callback(topic, partition, end_offset)`` on the committer thread each time
         new records become durable (and so readable). It must be quick and must not block:
         hand over to another thread or loop (``loop.call_soon_threadsafe``)."""
-        self._listeners.append(callback)
+        # Copy on write: the committer iterates the list it saw, never one being changed.
+        self._listeners = [*self._listeners, callback]
+
+    def remove_listener(self, callback: Callable[[str, int, int], None]) -> None:
+        """Stop calling ``callback`` (no error if it was not added). A commit already being
+        announced may still call it once."""
+        self._listeners = [cb for cb in self._listeners if cb != callback]
 
     def flush(self) -> None:
         """Wait until everything submitted so far is durable."""

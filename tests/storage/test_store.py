@@ -307,3 +307,23 @@ def test_reads_see_only_durable_batches_and_files_stay_put(tmp_path: Path) -> No
         assert [f.result().base_offset for f in futures] == list(range(0, 500, 10))
         assert all_numbers(store, "app") == list(range(500))
     assert sorted(os.listdir(tmp_path)) == ["topics"]
+
+
+def test_listeners_hear_each_durable_end_until_removed(tmp_path: Path) -> None:
+    heard: list[tuple[str, int, int]] = []
+    other: list[int] = []
+
+    def listener(topic: str, partition: int, end: int) -> None:
+        heard.append((topic, partition, end))
+
+    with Store(tmp_path) as store:
+        store.create_topic("app", SMALL)
+        store.add_listener(listener)
+        store.add_listener(lambda t, p, end: other.append(end))
+        store.append("app", 0, numbered(0, 10))
+        store.append("app", 0, numbered(10, 5))
+        store.remove_listener(listener)
+        store.remove_listener(listener)  # removing twice is harmless
+        store.append("app", 0, numbered(15, 5))
+    assert heard == [("app", 0, 10), ("app", 0, 15)]
+    assert other == [10, 15, 20]  # the other listener stays
