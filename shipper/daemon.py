@@ -218,8 +218,7 @@ class Daemon(ReadingMixin):
             # still open (a trace being written) or a container line still missing fragments,
             # lies past the checkpoint and is re-read whole at the next start instead of being
             # cut in two here.
-            grouping = f.input.multiline is not None or f.input.config.container is not None
-            if f.fd is not None and f.pos >= f.size and not grouping:
+            if f.fd is not None and f.pos >= f.size and not f.tail.grouping:
                 self._flush_tail(f, f.tail.flush(now_ns))
         for cut in self.batcher.cut_all():
             self.delivery.dispatch(cut)

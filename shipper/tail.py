@@ -79,6 +79,11 @@ class Tail:
         return self.splitter.next_offset
 
     @property
+    def grouping(self) -> bool:
+        """Whether events can span several lines (multiline, or container fragments)."""
+        return self.multiline is not None or self.container is not None
+
+    @property
     def pending(self) -> bool:
         """Whether bytes were read that are not yet in an emitted event."""
         return self.emitted_end != self.splitter.next_offset
@@ -106,7 +111,7 @@ class Tail:
                     big_endian=encoding == "utf-16be",
                     max_line_bytes=self._max_line_bytes,
                 )
-        if self.multiline is not None or self.container is not None:
+        if self.grouping:
             out = self._group(self.splitter.feed(data), now_ns)
             offsets = [e.offset for e in out]
             ends = [e.end for e in out]

@@ -199,25 +199,21 @@ class ShipperProc:
         self.proc = None
 
     def status(self) -> dict[str, Any]:
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "wharf",
-                "shipper",
-                "status",
-                "--config",
-                str(self.config),
-                "-o",
-                "json",
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            check=True,
-            timeout=60,
-        )
-        result: dict[str, Any] = json.loads(out.stdout)
+        result: dict[str, Any] = json.loads(shipper_status(self.config))
         return result
+
+
+def shipper_status(config: Path, fmt: str = "json", **env: str) -> str:
+    """What ``wharf shipper status --config CONFIG -o FMT`` prints (it must exit 0)."""
+    return subprocess.run(
+        [sys.executable, "-m", "wharf", "shipper", "status", "--config", str(config), "-o", fmt],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env={**os.environ, **env},
+    ).stdout
 
 
 class Scene(NamedTuple):

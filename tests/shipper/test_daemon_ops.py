@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import urllib.request
@@ -18,6 +17,7 @@ from tests.shipper.helpers import (
     line,
     numbers,
     scene,
+    shipper_status,
     status_of,
     wait_caught_up,
     wait_for,
@@ -90,25 +90,7 @@ def test_status_command_metrics_and_clean_exit(tmp_path: Path) -> None:
         assert js["connection"].startswith("connected") and js["spool_bytes"] == 0
         assert js["counters"]["truncated_lines"] == 1
         assert set(js["drops"]) >= {"dropped_batches_refused", "dropped_bytes_vanished"}
-        table = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "wharf",
-                "shipper",
-                "status",
-                "--config",
-                str(cfg),
-                "-o",
-                "table",
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-            env={**os.environ, "COLUMNS": "400"},
-        ).stdout
+        table = shipper_status(cfg, "table", COLUMNS="400")
         assert "a.log" in table and "connection: connected" in table and "drops: none" in table
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
             text = resp.read().decode()
@@ -120,14 +102,7 @@ def test_status_command_metrics_and_clean_exit(tmp_path: Path) -> None:
     finally:
         sh.close()
         col.stop()
-    after = subprocess.run(
-        [sys.executable, "-m", "wharf", "shipper", "status", "--config", str(cfg), "-o", "json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
+    after = shipper_status(cfg)
     assert json.loads(after)["running"] is False
 
 
