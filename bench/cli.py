@@ -30,8 +30,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +45,8 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _collector import CollectorProcess  # noqa: E402  (bench/ is the script's dir)
+
 from collector.storage import Store, TopicConfig  # noqa: E402
 from wharf import batch as wb  # noqa: E402
 from wharf.record import Record  # noqa: E402
@@ -59,12 +59,6 @@ PARTITIONS = 4
 PATTERN = "Googlebot"
 HOUR_NS = 3600 * 10**9
 DAY_NS = 24 * HOUR_NS
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _hosts() -> list[str]:
@@ -132,33 +126,6 @@ def build(work: Path, megabytes: int) -> dict[str, Any]:
         "last_ts": start + (n - 1) * step,
         "build_s": round(time.perf_counter() - t, 1),
     }
-
-
-class Collector:
-    """``wharf collector run`` on the benchmark's store."""
-
-    def __init__(self, data: Path) -> None:
-        self.http = _free_port()
-        self.url = f"http://127.0.0.1:{self.http}"
-        self.proc = subprocess.Popen(
-            [WHARF, "collector", "run", "--data-dir", str(data),
-             "--listen", f"127.0.0.1:{_free_port()}", "--http", f"127.0.0.1:{self.http}",
-             "--log-level", "warning"],
-        )  # fmt: skip
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1):
-                    return
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise SystemExit("the collector exited") from None
-                time.sleep(0.1)
-        raise SystemExit("the collector did not start")
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(120)
 
 
 def _env(url: str) -> dict[str, str]:
@@ -240,7 +207,7 @@ def main() -> None:
     try:
         built = build(work, args.mb)
         result["topic"] = built
-        c = Collector(work / "data")
+        c = CollectorProcess(work / "data")
         try:
             env = _env(c.url)
             runs = args.runs

@@ -20,10 +20,7 @@ import asyncio
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,47 +31,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
+from _collector import CollectorProcess  # noqa: E402  (bench/ is the script's dir)
 
 from shipper.transport import Producer  # noqa: E402
 from wharf import batch as wb  # noqa: E402
 from wharf.record import Record  # noqa: E402
 
 LOG = ROOT.parent / "shared" / "data" / "logs" / "apache_combined.log"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start_collector(data: Path) -> tuple[subprocess.Popen[bytes], int, int]:
-    port, http = _free_port(), _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "wharf",
-            "collector",
-            "run",
-            "--data-dir",
-            str(data),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--http",
-            f"127.0.0.1:{http}",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-    )
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", http), timeout=0.2).close()
-            return proc, port, http
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("collector did not start")
 
 
 def _build_batches(
@@ -266,7 +229,8 @@ async def _tail_latency(port: int, http: int, seconds: float) -> dict[str, objec
 
 async def _main(seconds: float) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="wharf-bench-collector-", dir=ROOT / "bench" / "out"))
-    proc, port, http = _start_collector(work)
+    server = CollectorProcess(work)
+    port, http = server.port, server.http
     try:
         ingest = []
         for producers in (1, 4):
@@ -274,8 +238,7 @@ async def _main(seconds: float) -> dict[str, object]:
                 ingest.append(await _ingest(port, http, producers, batch_bytes, seconds))
         latency = await _tail_latency(port, http, seconds)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
+        server.stop(60)
         shutil.rmtree(work, ignore_errors=True)
     return {"bench": "collector", "cpus": os.cpu_count(), "ingest": ingest, "tail_latency": latency}
 

@@ -53,6 +53,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "logs"
 SOURCE = DATA / "apache_combined.log"
 
 import aiohttp  # noqa: E402
+from _collector import CollectorProcess  # noqa: E402  (bench/ is on sys.path as the script's dir)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 POLL_S = 0.02  # delivery poll: small next to a multi-second run, cheap for the collector
@@ -144,12 +145,6 @@ class Tree:
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _build_input(path: Path, lines: int) -> tuple[int, int]:
@@ -398,44 +393,18 @@ async def run_rsyslog(
 
 
 class Collector:
+    """The far end: ``wharf collector run`` (its output in ``<data_dir>.log``) and an HTTP
+    session to ask it what it stored."""
+
     def __init__(self, data_dir: Path) -> None:
-        self.port, self.http = _free_port(), _free_port()
-        self.log_path = data_dir.parent / f"{data_dir.name}.log"
-        self.log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "wharf",
-                "collector",
-                "run",
-                "--data-dir",
-                str(data_dir),
-                "--listen",
-                f"127.0.0.1:{self.port}",
-                "--http",
-                f"127.0.0.1:{self.http}",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self.base = f"http://127.0.0.1:{self.http}"
+        self.data_dir = data_dir
         self.session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
+        log = self.data_dir.parent / f"{self.data_dir.name}.log"
+        self.server = await asyncio.to_thread(CollectorProcess, self.data_dir, log)
+        self.proc, self.port, self.base = self.server.proc, self.server.port, self.server.url
         self.session = aiohttp.ClientSession()
-        for _ in range(600):
-            with contextlib.suppress(aiohttp.ClientError):
-                async with self.session.get(f"{self.base}/healthz") as r:
-                    if r.status == 200:
-                        return
-            if self.proc.poll() is not None:
-                break
-            await asyncio.sleep(0.05)
-        raise RuntimeError(f"collector did not start:\n{_tail(self.log_path)}")
 
     async def create_topic(self, name: str) -> None:
         assert self.session is not None
@@ -456,8 +425,8 @@ class Collector:
     async def close(self) -> None:
         if self.session is not None:
             await self.session.close()
-        _stop(self.proc)
-        self.log.close()
+        if hasattr(self, "server"):
+            self.server.stop(60)
 
 
 def _shipper_config(
