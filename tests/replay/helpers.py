@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -131,6 +132,25 @@ def spawn(url: str, *args: str) -> subprocess.Popen[str]:
         text=True,
         env=env_for(url),
     )
+
+
+def stop_when(
+    proc: subprocess.Popen[str],
+    cond: Callable[[], bool],
+    *,
+    what: str,
+    sig: int = signal.SIGINT,
+) -> str:
+    """Wait until ``cond`` (``what``), send ``sig`` and wait for the exit; ``proc``'s stderr.
+    The process never outlives a failing test."""
+    try:
+        wait_until(cond, what=what)
+        proc.send_signal(sig)
+        return proc.communicate(timeout=30)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
 
 
 def resume_args(stderr: str) -> list[str]:

@@ -16,7 +16,7 @@ from tests.replay.helpers import (
     load_topic,
     resume_args,
     spawn,
-    wait_until,
+    stop_when,
     wharf,
 )
 
@@ -108,14 +108,9 @@ def test_sigkill_then_resume_repeats_only_the_batch_in_flight(
     receiver.delay_s = 0.15  # a slow consumer: the kill lands while a batch is in flight
     args = ["replay", "-t", "orders", "-g", "etl", "--sink", receiver.url, "--batch", str(BATCH)]
     proc = spawn(server.url, *args)
-    try:
-        wait_until(lambda: len(receiver.accepted) >= 4, what="four accepted batches")
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=30)
+    stop_when(
+        proc, lambda: len(receiver.accepted) >= 4, what="four accepted batches", sig=signal.SIGKILL
+    )
     committed = group_offsets(server.url, "etl")
     assert any(c is not None and c < PER_HOST for c, _ in committed.values())
     receiver.delay_s = 0.0
@@ -147,14 +142,7 @@ def test_sigint_commits_prints_resume_and_exits_130(
         "replay", "-t", "orders", "--group", "etl", "--sink", receiver.url,
         "--batch", str(BATCH),
     )  # fmt: skip
-    try:
-        wait_until(lambda: len(receiver.accepted) >= 3, what="three accepted batches")
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=30)
+    err = stop_when(proc, lambda: len(receiver.accepted) >= 3, what="three accepted batches")
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     args = resume_args(err)
@@ -180,14 +168,7 @@ def test_sigint_without_group_resumes_from_offsets(
     proc = spawn(
         server.url, "replay", "-t", "orders", "--sink", receiver.url, "--batch", str(BATCH)
     )
-    try:
-        wait_until(lambda: len(receiver.accepted) >= 3, what="three accepted batches")
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=30)
+    err = stop_when(proc, lambda: len(receiver.accepted) >= 3, what="three accepted batches")
     assert proc.returncode == 130, err
     args = resume_args(err)
     assert "--from-offset" in args and "--to-offset" in args
