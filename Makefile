@@ -11,6 +11,7 @@ venv:
 lint:
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 types:
 	$(PY) -m mypy

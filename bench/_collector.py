@@ -31,7 +31,7 @@ class CollectorProcess:
         self.log = log
         out = log.open("ab") if log is not None else None
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wharf", "collector", "run", "--data-dir", str(data),
+            [sys.executable, "-m", "cli", "collector", "run", "--data-dir", str(data),
              "--listen", f"127.0.0.1:{self.port}", "--http", f"127.0.0.1:{self.http}",
              "--log-level", "warning"],
             cwd=ROOT,

@@ -21,10 +21,12 @@ import json
 import os
 import shutil
 import statistics
+import struct
 import sys
 import tempfile
 import time
 import uuid
+import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,8 +81,6 @@ def _as_file(batch: bytes, file_id: str) -> bytes:
     """The batch with its spans renamed to another file, so the collector stores it again
     rather than dropping it as a resend. Only the uncompressed meta section and the checksum
     change (cheap enough not to slow the producers down); the payload is untouched."""
-    import struct
-    import zlib
 
     h = wb.read_header(batch)
     meta = wb._meta_dec.decode(batch[wb.HEADER_SIZE : wb.HEADER_SIZE + h.meta_len])

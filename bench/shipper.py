@@ -449,7 +449,7 @@ def _start_daemon(
 ) -> tuple[subprocess.Popen[bytes], Any]:
     log = log_path.open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wharf", "shipper", "run", "--config", str(conf)],
+        [sys.executable, "-m", "cli", "shipper", "run", "--config", str(conf)],
         cwd=ROOT,
         env=notify.env(),
         stdout=log,
@@ -529,7 +529,7 @@ async def run_wharf_oneshot(
         [
             sys.executable,
             "-m",
-            "wharf",
+            "cli",
             "ship",
             "--collector",
             f"127.0.0.1:{collector.port}",
@@ -634,7 +634,7 @@ async def run_many_files(
 
 def _daemon_available() -> bool:
     result = subprocess.run(
-        [sys.executable, "-m", "wharf", "shipper", "run", "--help"],
+        [sys.executable, "-m", "cli", "shipper", "run", "--help"],
         cwd=ROOT,
         capture_output=True,
         timeout=60,

@@ -30,10 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from collector.filters.query import Query  # noqa: E402
 from collector.storage import Store, TopicConfig  # noqa: E402
 from collector.storage.scan import ScanStats, count  # noqa: E402
 from wharf import batch as wb  # noqa: E402
-from wharf.query import Query  # noqa: E402
 from wharf.record import Record  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "logs"

@@ -2,7 +2,7 @@
 in time order, and the ``GET /v1/search`` handler that runs it off the event loop.
 
 Results come in exact time order (newest first with ``order=desc``), merged across partitions
-and topics by ``collector.merge``, which reads a few batches at a time in the order their index
+and topics by ``collector.query.merge``, which reads a few batches at a time in the order their index
 time ranges demand: ``limit=N`` reads little more than the batches holding those N records.
 
 Modes besides the plain stream of records:
@@ -12,7 +12,7 @@ Modes besides the plain stream of records:
 - ``files=1`` (``grep -l``): ``{"topic", "host", "source", "count"}`` per source with a match;
 - ``before=N``/``after=N`` (``grep -B/-A``): every record gains ``"match"`` (false for a context
   line) and ``"group"`` (a new number where grep prints ``--``); context stays within the hit's
-  own host and source, in the order that source was read (see ``collector.merge``);
+  own host and source, in the order that source was read (see ``collector.query.merge``);
 - ``progress=1``: ``{"progress": {...}}`` lines about every ``PROGRESS_S`` while the scan runs,
   even when it finds nothing, so a client can show how far a long scan got.
 """
@@ -30,6 +30,8 @@ import msgspec
 from aiohttp import web
 from multidict import MultiMapping
 
+from collector.filters import where as wh
+from collector.filters.query import Query
 from collector.http_util import (
     CHUNK_BYTES,
     CLIENT_CHECK_S,
@@ -48,15 +50,13 @@ from collector.http_util import (
     param_list,
     start_ndjson,
 )
-from collector.merge import Predicate, iter_groups, iter_hits
 from collector.metrics import Metrics
+from collector.query.merge import Predicate, iter_groups, iter_hits
 from collector.storage import Store
 from collector.storage.scan import ScanStats, Watch, count_partitions, scan
 from collector.storage.workers import ScanWorkers
 from parsers.levels import normalize_level
-from wharf import where as wh
 from wharf.errors import InvalidArgument, WharfError
-from wharf.query import Query
 from wharf.record import LEVELS, Record
 
 log = logging.getLogger(__name__)

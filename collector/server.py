@@ -11,8 +11,10 @@ from pathlib import Path
 from aiohttp import web
 
 from collector.config import CollectorConfig, split_host_port
+from collector.http_api import make_app
 from collector.ingest import IngestServer
 from collector.metrics import Metrics
+from collector.status_api import ingest_sessions
 from collector.storage import Fsync, Store
 from collector.storage.workers import ScanWorkers
 
@@ -57,9 +59,6 @@ class Collector:
 
     async def start(self) -> None:
         """Open both listeners (ports in ``ingest_port`` and ``http_port``)."""
-        from collector.http_api import make_app
-        from collector.status_api import ingest_sessions
-
         host, port = split_host_port(self.config.listen, "listen")
         self.ingest_port = await self.ingest.start(host, port)
         if self.scan_workers is not None:

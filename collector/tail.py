@@ -35,7 +35,7 @@ from collector.http_util import (
     param_list,
     start_ndjson,
 )
-from collector.merge import iter_hits
+from collector.query.merge import iter_hits
 from collector.search import Filters, parse_filters
 from collector.storage import Store
 from collector.storage.scan import ScanStats, Watch, scan

@@ -67,7 +67,7 @@ class AutoParser:
         try:
             # Imported here: the CLF parser is a sibling module that may be absent in a
             # trimmed build, and auto mode must still work without it.
-            from parsers.clf import ClfParser
+            from parsers.clf import ClfParser  # noqa: PLC0415 (see the comment above)
         except ImportError:
             self._clf = None
         else:

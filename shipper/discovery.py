@@ -146,7 +146,7 @@ class Watcher:
     def start(self) -> None:
         """Start the observer thread; on failure (no inotify) ``failed`` says why."""
         try:
-            from watchdog.observers.inotify import InotifyObserver
+            from watchdog.observers.inotify import InotifyObserver  # noqa: PLC0415 (watchdog imports inotify only when the observer starts, and may fail)
 
             observer = InotifyObserver()
             observer.daemon = True
@@ -161,7 +161,7 @@ class Watcher:
         """Make sure every existing root is watched (idempotent; call after rescans)."""
         if self._observer is None:
             return
-        from watchdog.events import (
+        from watchdog.events import (  # noqa: PLC0415 (watchdog imports inotify only when the observer starts, and may fail)
             DirCreatedEvent,
             DirDeletedEvent,
             DirMovedEvent,

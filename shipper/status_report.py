@@ -7,6 +7,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
+from shipper.follower import Follower
 from shipper.status import FileStatus, StatusReport, metrics_text
 
 if TYPE_CHECKING:
@@ -16,8 +17,6 @@ if TYPE_CHECKING:
 
 
 def _file_state(d: Daemon, f: object) -> str:
-    from shipper.follower import Follower
-
     assert isinstance(f, Follower)
     if f in d.waiting_fd:
         return "waiting"
@@ -96,7 +95,7 @@ def gauges(d: Daemon) -> dict[str, float]:
 
 async def serve_metrics(d: Daemon, listen: str) -> web.AppRunner:
     """Serve ``GET /metrics`` (Prometheus text) on ``listen``."""
-    from aiohttp import web  # only with metrics_listen set: ~15 MB the daemon otherwise skips
+    from aiohttp import web  # noqa: PLC0415 (only with metrics_listen set: ~15 MB the daemon otherwise skips)
 
     async def handler(_: web.Request) -> web.Response:
         return web.Response(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import struct
+import zlib
 
 import pytest
+import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -84,7 +86,6 @@ def test_garbage_with_a_valid_checksum_still_raises_only_corrupt_batch(
 ) -> None:
     """Structural checks hold even when the CRC is recomputed over damaged bytes (a buggy or
     hostile producer), so a reader can never crash on bytes it accepted."""
-    import zlib
 
     data = bytearray(_SAMPLE)
     pos = wb.HEADER_SIZE + seed % (len(data) - wb.HEADER_SIZE)
@@ -99,9 +100,6 @@ def test_garbage_with_a_valid_checksum_still_raises_only_corrupt_batch(
 
 def test_decompression_bomb_is_refused_before_decompressing() -> None:
     """A frame that declares more than the header allows is refused from its header alone."""
-    import zlib
-
-    import zstandard
 
     bomb = zstandard.ZstdCompressor().compress(b"\0" * (wb.MAX_LINES_BYTES + 1))
     data = bytearray(_SAMPLE)

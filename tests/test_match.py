@@ -10,8 +10,8 @@ import re2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from collector.filters.match import LineMatcher, required_literal
 from wharf.errors import InvalidArgument
-from wharf.match import LineMatcher, required_literal
 
 
 class _Lines:

@@ -18,11 +18,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
+from collector.filters.match import LineMatcher
+from collector.filters.query import Query
 from collector.storage.partition import BatchRef, Partition
 from wharf import batch as wb
 from wharf.errors import CorruptBatch
-from wharf.match import LineMatcher
-from wharf.query import Query
 from wharf.record import Record
 
 log = logging.getLogger(__name__)

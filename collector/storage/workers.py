@@ -24,11 +24,11 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Final, NamedTuple
 
+from collector.filters.query import Query
 from collector.storage.partition import Partition
 from collector.storage.scan import ScanStats, Watch, allowed, count_batch
 from wharf import batch as wb
 from wharf.errors import CorruptBatch
-from wharf.query import Query
 
 log = logging.getLogger(__name__)
 

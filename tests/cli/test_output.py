@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
+from cli._records import HOST_PALETTE, host_style, render_logfmt, render_template
 from collector.storage import Store, TopicConfig
 from tests.cli.helpers import HOST, LOGS, WHARF, Collector, clean_env
 from tests.http.live import LiveServer
 from wharf import batch as wb
-from wharf.cli._records import HOST_PALETTE, host_style, render_logfmt, render_template
 from wharf.record import Record
 
 AUTH = LOGS / "auth.log"

@@ -1,4 +1,4 @@
-"""``wharf.cli.timeparse``: durations and instants for ``--since``/``--from``/``--to``."""
+"""``cli.timeparse``: durations and instants for ``--since``/``--from``/``--to``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from wharf.cli.timeparse import parse_duration, parse_time, time_range
+from cli.timeparse import parse_duration, parse_time, time_range
 from wharf.errors import InvalidArgument
 
 S = 1_000_000_000

@@ -81,7 +81,7 @@ def free_port() -> int:
 
 
 ROOT = Path(__file__).resolve().parents[2]
-WHARF = [sys.executable, "-m", "wharf"]
+WHARF = [sys.executable, "-m", "cli"]
 
 
 def spawn_collector(

@@ -23,7 +23,7 @@ from wharf import batch as wb
 from wharf.record import Record
 
 ROOT = Path(__file__).resolve().parents[2]
-WHARF = [sys.executable, "-m", "wharf"]
+WHARF = [sys.executable, "-m", "cli"]
 
 
 @pytest.fixture(scope="module")

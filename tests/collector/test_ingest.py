@@ -8,6 +8,7 @@ import socket
 import struct
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import pytest
 import zstandard
 
 from collector.config import LimitSettings
+from parsers import get_parser
+from shipper.oneshot import ship
 from shipper.transport import DeliveryError, Producer
 from tests.collector.helpers import IngestUnderTest
 from tests.storage.helpers import DATA, numbered
@@ -176,7 +179,6 @@ def test_bad_peers_get_errors_while_a_good_client_keeps_being_served(
 
 
 def _bomb(template: bytes) -> bytes:
-    import zlib
 
     big = zstandard.ZstdCompressor().compress(b"a" * (wb.MAX_LINES_BYTES + 1))
     data = bytearray(template)
@@ -202,8 +204,6 @@ def test_wrong_token_fails_the_producer_clearly(ingest: IngestUnderTest) -> None
 
 
 def test_ship_a_real_log_then_every_line_is_stored(ingest: IngestUnderTest) -> None:
-    from parsers import get_parser
-    from shipper.oneshot import ship
 
     path = DATA / "logs" / "apache_combined.log"
 

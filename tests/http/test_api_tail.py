@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from cli.http_client import Client
 from collector.storage import Store, TopicConfig
 from tests.http.live import LiveServer, request
 from wharf import batch as wb
-from wharf.cli.http_client import Client
 from wharf.record import Record
 
 T0 = 1_700_000_000_000_000_000

@@ -1,4 +1,4 @@
-"""``wharf.where``: parsing, precise errors, evaluation rules, and fuzzing (only ``WhereError``)."""
+"""``collector.filters.where``: parsing, precise errors, evaluation rules, and fuzzing (only ``WhereError``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from collector.filters.where import MAX_DEPTH, WhereError, parse
 from wharf.record import Record
-from wharf.where import MAX_DEPTH, WhereError, parse
 
 REC = Record(
     ts=1_700_000_000_000_000_000,

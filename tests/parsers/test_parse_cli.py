@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from cli import app
 from tests.parsers._vectors import LOGS_DIR
-from wharf.cli import app
 
 runner = CliRunner()
 

@@ -1,4 +1,4 @@
-"""The pure core of ``wharf replay`` (``wharf.replay``): sink addresses, pacing with an injected
+"""The pure core of ``wharf replay`` (``cli.replay``): sink addresses, pacing with an injected
 clock, formats, the cross-partition merge driven like the CLI drives it, batches and plans."""
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wharf.errors import InvalidArgument, LocalError
-from wharf.replay import (
+from cli.replay import (
     DONE,
     IDLE,
     Batcher,
@@ -39,6 +38,7 @@ from wharf.replay import (
     rfc3339_ns,
     select_partitions,
 )
+from wharf.errors import InvalidArgument, LocalError
 
 
 class Clock:

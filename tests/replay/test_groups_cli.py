@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from cli.replay import rfc3339_ns
 from collector.storage import Store
 from tests.http.live import request
 from tests.replay.helpers import (
@@ -14,7 +15,6 @@ from tests.replay.helpers import (
     load_topic,
     wharf,
 )
-from wharf.replay import rfc3339_ns
 
 
 def committed(url: str, group: str) -> dict[int, int | None]:

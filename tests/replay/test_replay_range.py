@@ -3,14 +3,18 @@ without it), partitions, ``--follow``; and bad input as one line with exit code 
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from collector.storage import Store
+from cli.replay import rfc3339_ns
+from cli.timeparse import parse_time
+from collector.storage import Store, TopicConfig
 from tests.http.live import request
 from tests.replay.helpers import (
     SECOND,
@@ -24,8 +28,7 @@ from tests.replay.helpers import (
     wharf,
 )
 from wharf import batch as wb
-from wharf.cli.timeparse import parse_time
-from wharf.replay import rfc3339_ns
+from wharf.record import Record
 
 
 def offsets(stdout: str) -> dict[int, list[int]]:
@@ -166,11 +169,6 @@ def test_unknown_topic_and_unreachable_collector(store: Store, server: ReplaySer
 def test_records_deleted_by_retention_mid_replay_are_skipped_with_a_warning(
     tmp_path: Path,
 ) -> None:
-    import base64
-    import os
-
-    from collector.storage import TopicConfig
-    from wharf.record import Record
 
     now_ms = [1_000_000]
     with Store(tmp_path / "data", clock_ms=lambda: now_ms[0]) as store:

@@ -4,6 +4,7 @@ a TCP receiver, and another topic through a real ingest server (exactly once).""
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from tests.replay.helpers import (
     load_topic,
     wharf,
 )
+from wharf import batch as wb
+from wharf.record import Record
 from wharf.topics import partition_for
 
 
@@ -56,8 +59,6 @@ def test_file_sink_appends_and_a_second_group_run_adds_only_new(
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(rows) == 150
     # More records arrive; the group picks up only those, appended to the same file.
-    from wharf import batch as wb
-    from wharf.record import Record
 
     extra = [Record(ts=1, line=f"late {i}", host="web-1") for i in range(5)]
     store.append("app", partition_for("web-1", 3), wb.build(extra))
@@ -110,7 +111,6 @@ def test_tcp_sink_lines(store: Store, server: ReplayServer, tcp_receiver: TcpRec
 
 def test_tcp_sink_nobody_listening_gives_up(store: Store, server: ReplayServer) -> None:
     load_topic(store, "app", 2)
-    import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -136,7 +136,7 @@ class ShipperProc:
                 [
                     sys.executable,
                     "-m",
-                    "wharf",
+                    "cli",
                     "shipper",
                     "run",
                     "--config",
@@ -206,7 +206,7 @@ class ShipperProc:
 def shipper_status(config: Path, fmt: str = "json", **env: str) -> str:
     """What ``wharf shipper status --config CONFIG -o FMT`` prints (it must exit 0)."""
     return subprocess.run(
-        [sys.executable, "-m", "wharf", "shipper", "status", "--config", str(config), "-o", fmt],
+        [sys.executable, "-m", "cli", "shipper", "status", "--config", str(config), "-o", fmt],
         cwd=ROOT,
         capture_output=True,
         text=True,

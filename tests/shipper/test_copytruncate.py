@@ -14,6 +14,7 @@ import pytest
 from tests.shipper.helpers import (
     CollectorProc,
     ShipperProc,
+    assert_exactly_once,
     line,
     numbers,
     status_of,
@@ -159,6 +160,5 @@ def test_copytruncate_while_the_reader_lags_recovers_unread_bytes_from_the_copy(
         col.stop()
     assert st["counters"]["copies_followed"] == 1
     assert st["drops"]["dropped_bytes_truncated"] == 0
-    from tests.shipper.helpers import assert_exactly_once
 
     assert_exactly_once(numbers(col.lines("ct")), range(first + 500))

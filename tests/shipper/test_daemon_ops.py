@@ -110,7 +110,7 @@ def test_bad_config_exits_2_with_the_key_named(tmp_path: Path) -> None:
     cfg = tmp_path / "shipper.toml"
     cfg.write_text('state_dir = "/tmp/x"\nbogus = 1\n')
     out = subprocess.run(  # noqa: PLW1510 - the exit code is the point
-        [sys.executable, "-m", "wharf", "shipper", "run", "--config", str(cfg)],
+        [sys.executable, "-m", "cli", "shipper", "run", "--config", str(cfg)],
         cwd=ROOT,
         capture_output=True,
         text=True,

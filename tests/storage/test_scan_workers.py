@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from collector.filters.query import Query
 from collector.storage import Store, TopicConfig
 from collector.storage.scan import ScanStats, Watch, count_partitions
 from collector.storage.workers import ScanWorkers
 from tests.storage.helpers import T0
 from wharf import batch as wb
 from wharf.errors import InvalidArgument
-from wharf.query import Query
 from wharf.record import Record
 
 PARTS = 3

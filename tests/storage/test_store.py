@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from collector.filters.query import Query
 from collector.storage import Store, TopicConfig
 from collector.storage.scan import ScanStats, count, scan
 from tests.storage.helpers import DATA, T0, Clock, numbered, numbers_in
@@ -20,7 +21,6 @@ from wharf.errors import (
     TopicExists,
     UnknownTopic,
 )
-from wharf.query import Query
 from wharf.record import Record
 
 SMALL = TopicConfig(partitions=1, segment_bytes=64 * 1024)

@@ -11,10 +11,10 @@ from urllib.parse import quote
 import typer
 from rich.table import Table
 
-from wharf.cli._common import console, stdout_is_terminal, user_errors
-from wharf.cli._records import HttpUrl
-from wharf.cli.http_client import ApiError, Client
-from wharf.cli.timeparse import parse_time
+from cli._common import console, stdout_is_terminal, user_errors
+from cli._records import HttpUrl
+from cli.http_client import ApiError, Client
+from cli.timeparse import parse_time
 from wharf.errors import InvalidArgument
 
 app = typer.Typer(

@@ -8,16 +8,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from wharf.cli._common import (
+from cli._common import (
     EXIT_MATCH,
     EXIT_NO_MATCH,
     console,
     stdout_is_terminal,
     user_errors,
 )
-from wharf.cli._records import HttpUrl
-from wharf.cli.http_client import Client
-from wharf.cli.topics_cmd import human_bytes, human_span, ratio
+from cli._records import HttpUrl
+from cli.http_client import Client
+from cli.topics_cmd import human_bytes, human_span, ratio
 from wharf.errors import InvalidArgument
 
 

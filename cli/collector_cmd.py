@@ -10,7 +10,7 @@ from typing import Annotated
 import msgspec
 import typer
 
-from wharf.cli._common import user_errors
+from cli._common import user_errors
 
 app = typer.Typer(help="Run the collector.", no_args_is_help=True)
 
@@ -42,8 +42,8 @@ def run(
 
       [bold]wharf collector run --config /etc/wharf/collector.toml --listen 0.0.0.0:7070[/bold]
     """
-    from collector.config import load_config
-    from collector.server import run_collector
+    from collector.config import load_config  # noqa: PLC0415 (lazy: the server imports aiohttp; other commands must not pay for it)
+    from collector.server import run_collector  # noqa: PLC0415 (lazy: the server imports aiohttp; other commands must not pay for it)
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, TextIO
 
 import typer
 
-from wharf.cli._common import EXIT_MATCH, console, stdout_is_terminal
+from cli._common import EXIT_MATCH, console, stdout_is_terminal
 from wharf.errors import InvalidArgument
 
 if TYPE_CHECKING:  # rich is imported only to colour a terminal's output (see Printer)
@@ -45,7 +45,7 @@ FORMATS: Final = ("text", "raw", "json", "logfmt")
 def complete_topic(incomplete: str) -> list[str]:
     """Shell completion for ``-t``: the collector's topics (nothing if it cannot be reached
     within a second: completion must never hang a shell)."""
-    from wharf.cli.http_client import Client
+    from cli.http_client import Client  # noqa: PLC0415 (lazy: rich/re2/the HTTP client only when used (CLI start-up))
 
     try:
         topics = Client(None, timeout=1.0).get_json("/v1/topics")["topics"]
@@ -249,7 +249,7 @@ class Highlighter:
     """Finds what a grep pattern matched in a line, to highlight it (RE2, like the server)."""
 
     def __init__(self, pattern: str, *, fixed: bool, ignore_case: bool) -> None:
-        import re2
+        import re2  # noqa: PLC0415 (lazy: rich/re2/the HTTP client only when used (CLI start-up))
 
         source = re2.escape(pattern) if fixed else pattern
         options = re2.Options()
@@ -301,7 +301,7 @@ class Printer:
             )
 
     def _styled(self, rec: dict[str, Any]) -> Text:
-        from rich.text import Text
+        from rich.text import Text  # noqa: PLC0415 (lazy: rich/re2/the HTTP client only when used (CLI start-up))
 
         host = str(rec.get("host", ""))
         line = str(rec.get("line", ""))

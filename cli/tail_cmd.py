@@ -8,8 +8,8 @@ from typing import Annotated, Any, Final
 
 import typer
 
-from wharf.cli._common import EXIT_MATCH, user_errors
-from wharf.cli._records import (
+from cli._common import EXIT_MATCH, user_errors
+from cli._records import (
     Highlighter,
     Hosts,
     HttpUrl,
@@ -23,7 +23,7 @@ from wharf.cli._records import (
     output_format,
     quiet_broken_pipe,
 )
-from wharf.cli.http_client import Client, Unreachable
+from cli.http_client import Client, Unreachable
 from wharf.errors import InvalidArgument
 
 # Without a line (records or heartbeat) for this long, the connection is taken as dead and

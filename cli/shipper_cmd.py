@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import msgspec
 import typer
 
-from wharf.cli._common import console, fail, stdout_is_terminal, user_errors
+from cli._common import console, fail, stdout_is_terminal, user_errors
 
 app = typer.Typer(help="Run the shipper daemon and look at what it is doing.", no_args_is_help=True)
 
@@ -35,7 +36,7 @@ def run(
 
       [bold]wharf shipper run --config /etc/wharf/shipper.toml[/bold]
     """
-    from shipper.daemon import run as run_daemon
+    from shipper.daemon import run as run_daemon  # noqa: PLC0415 (lazy: each command imports only what it runs (CLI start-up))
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -79,10 +80,8 @@ def status(
 
       [bold]wharf shipper status --config /etc/wharf/shipper.toml -o json[/bold]
     """
-    import msgspec
-
-    from shipper.config import load_config
-    from shipper.status import daemon_alive, read_status
+    from shipper.config import load_config  # noqa: PLC0415 (lazy: each command imports only what it runs (CLI start-up))
+    from shipper.status import daemon_alive, read_status  # noqa: PLC0415 (lazy: each command imports only what it runs (CLI start-up))
 
     with user_errors():
         cfg = load_config(config)
@@ -106,7 +105,7 @@ def status(
 
 
 def _print_table(report: Any, alive: bool) -> None:
-    from rich.table import Table
+    from rich.table import Table  # noqa: PLC0415 (lazy: each command imports only what it runs (CLI start-up))
 
     out = console()
     state = "running" if alive else "NOT RUNNING (last status shown)"

@@ -6,8 +6,8 @@ from fnmatch import fnmatchcase
 
 import msgspec
 
+from collector.filters.match import LineMatcher
 from wharf.errors import InvalidArgument
-from wharf.match import LineMatcher
 
 
 class Query(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -25,12 +25,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Final, NamedTuple, Protocol
 
+from collector.filters.query import Query
 from collector.storage import Partition, Store
 from collector.storage.partition import BatchRef
 from collector.storage.scan import ScanStats, Watch, scan
 from wharf import batch as wb
 from wharf.errors import CorruptBatch, OffsetOutOfRange
-from wharf.query import Query
 from wharf.record import Record
 
 # A window (the unit of reading) holds at most this many batches or records.

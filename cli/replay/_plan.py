@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from cli.replay._merge import Cursor
+from cli.replay._positions import OffsetSpec
 from wharf.errors import InvalidArgument
-from wharf.replay._merge import Cursor
-from wharf.replay._positions import OffsetSpec
 
 
 @dataclass(frozen=True)

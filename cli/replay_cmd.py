@@ -1,6 +1,6 @@
 """``wharf replay``: a range of a topic, read through the collector's consume API, into a sink,
-at a chosen pace, resumable through a consumer group. The pure parts live in ``wharf.replay``;
-the sinks in ``wharf.cli.sinks``."""
+at a chosen pace, resumable through a consumer group. The pure parts live in ``cli.replay``;
+the sinks in ``cli.sinks``."""
 
 from __future__ import annotations
 
@@ -30,13 +30,10 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from wharf.cli._common import EXIT_ERROR, console, user_errors
-from wharf.cli._records import HttpUrl
-from wharf.cli.http_client import DEFAULT_TIMEOUT_S, ApiError, Client, Unreachable
-from wharf.cli.sinks import Sink, SinkClosed, WharfSink, open_sink
-from wharf.cli.timeparse import parse_duration, parse_time
-from wharf.errors import WharfError
-from wharf.replay import (
+from cli._common import EXIT_ERROR, console, user_errors
+from cli._records import HttpUrl
+from cli.http_client import DEFAULT_TIMEOUT_S, ApiError, Client, Unreachable
+from cli.replay import (
     DEFAULT_BATCH,
     DONE,
     IDLE,
@@ -54,6 +51,9 @@ from wharf.replay import (
     make_plan,
     select_partitions,
 )
+from cli.sinks import Sink, SinkClosed, WharfSink, open_sink
+from cli.timeparse import parse_duration, parse_time
+from wharf.errors import WharfError
 
 # Stored bytes per consume request: small enough that a replay over many partitions holds
 # little memory (the merge keeps one answer per partition), big enough to amortize the request.

@@ -29,6 +29,7 @@ import http.client
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -38,8 +39,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final, Protocol
 from urllib.parse import urlsplit
 
+from cli.replay import SinkBatch, SinkSpec, backoff_delay, parse_retry_after
 from wharf.errors import WharfError
-from wharf.replay import SinkBatch, SinkSpec, backoff_delay, parse_retry_after
 
 Notify = Callable[[str], None]
 
@@ -89,8 +90,6 @@ class StdoutSink:
     """Lines to standard output, flushed per batch so a reader sees them as they come."""
 
     def __init__(self, out: BinaryIO | None = None) -> None:
-        import sys
-
         self.description = "stdout"
         self._out = out if out is not None else sys.stdout.buffer
 
@@ -342,7 +341,7 @@ class WharfSink:
         token: str,
         give_up_s: float,
     ) -> None:
-        from shipper.transport import Producer
+        from shipper.transport import Producer  # noqa: PLC0415 (lazy: only the wharf sink needs the shipper transport and the batch codec)
 
         # The transport logs each reconnect attempt; a failure reaches the user as one line.
         logging.getLogger("shipper").setLevel(logging.ERROR)
@@ -369,7 +368,7 @@ class WharfSink:
         )
 
     def deliver(self, batch: SinkBatch) -> None:
-        from shipper.transport import DeliveryError
+        from shipper.transport import DeliveryError  # noqa: PLC0415 (lazy: only the wharf sink needs the shipper transport and the batch codec)
 
         parts = self._build(batch)
         fut = asyncio.run_coroutine_threadsafe(self._send(parts), self._loop)
@@ -386,8 +385,8 @@ class WharfSink:
         self.duplicates += sum(1 for a in acks if a.duplicate)
 
     def _build(self, batch: SinkBatch) -> list[tuple[str, bytes]]:
-        from wharf import batch as wb
-        from wharf.record import Record
+        from wharf import batch as wb  # noqa: PLC0415 (lazy: only the wharf sink needs the shipper transport and the batch codec)
+        from wharf.record import Record  # noqa: PLC0415 (lazy: only the wharf sink needs the shipper transport and the batch codec)
 
         groups: dict[tuple[int, str], list[Any]] = {}
         for rec in batch.records:

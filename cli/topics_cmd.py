@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import msgspec
 import typer
 from rich.table import Table
 
-from wharf.cli._common import console, stdout_is_terminal, user_errors
-from wharf.cli._records import HttpUrl, complete_topic
-from wharf.cli.http_client import Client
-from wharf.cli.timeparse import parse_duration
+from cli._common import console, stdout_is_terminal, user_errors
+from cli._records import HttpUrl, complete_topic
+from cli.http_client import Client
+from cli.timeparse import parse_duration
 from wharf.errors import InvalidArgument
 
 app = typer.Typer(help="List, describe, create and delete topics.", no_args_is_help=True)
@@ -100,9 +101,7 @@ def _retention(config: dict[str, Any]) -> str:
 
 
 def _offline(data_dir: Path, topic: str | None) -> list[dict[str, Any]]:
-    import msgspec
-
-    from collector.storage import Store
+    from collector.storage import Store  # noqa: PLC0415 (lazy: only --data-dir opens the store)
 
     if not (data_dir / "topics").is_dir():
         raise InvalidArgument(f"{data_dir} is not a Wharf data directory (no topics/ inside)")

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from wharf.cli._common import EXIT_ERROR, EXIT_MATCH, EXIT_NO_MATCH, user_errors
-from wharf.cli._records import (
+from cli._common import EXIT_ERROR, EXIT_MATCH, EXIT_NO_MATCH, user_errors
+from cli._records import (
     Highlighter,
     Hosts,
     HttpUrl,
@@ -24,8 +24,8 @@ from wharf.cli._records import (
     quiet_broken_pipe,
     warn,
 )
-from wharf.cli.http_client import Client, Unreachable
-from wharf.cli.timeparse import time_range
+from cli.http_client import Client, Unreachable
+from cli.timeparse import time_range
 from wharf.errors import InvalidArgument
 
 Params = list[tuple[str, str | int]]

@@ -9,11 +9,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from cli.replay._formats import FORMATS, rfc3339_ns
+from cli.replay._pacing import parse_rate, parse_speed
+from cli.replay._positions import OffsetSpec, offset_args, parse_offsets
+from cli.replay._sinkurl import SinkSpec, parse_sink
 from wharf.errors import InvalidArgument
-from wharf.replay._formats import FORMATS, rfc3339_ns
-from wharf.replay._pacing import parse_rate, parse_speed
-from wharf.replay._positions import OffsetSpec, offset_args, parse_offsets
-from wharf.replay._sinkurl import SinkSpec, parse_sink
 from wharf.topics import validate_topic
 
 DEFAULT_BATCH: Final = 500

@@ -12,7 +12,7 @@ from typing import Annotated, BinaryIO
 
 import typer
 
-from wharf.cli._common import fail, user_errors
+from cli._common import fail, user_errors
 
 DEFAULT_COLLECTOR = "127.0.0.1:7070"
 
@@ -51,11 +51,11 @@ def ship(
 
       [bold]journalctl -o cat | wharf ship -t journal -[/bold]
     """
-    from parsers import get_parser
-    from shipper.oneshot import file_identity
-    from shipper.oneshot import ship as ship_stream
-    from shipper.transport import Producer
-    from wharf.topics import validate_topic
+    from parsers import get_parser  # noqa: PLC0415 (lazy: each command imports only what it runs (CLI start-up))
+    from shipper.oneshot import file_identity  # noqa: PLC0415 (lazy: each command imports only what it runs (CLI start-up))
+    from shipper.oneshot import ship as ship_stream  # noqa: PLC0415 (lazy: each command imports only what it runs (CLI start-up))
+    from shipper.transport import Producer  # noqa: PLC0415 (lazy: each command imports only what it runs (CLI start-up))
+    from wharf.topics import validate_topic  # noqa: PLC0415 (lazy: each command imports only what it runs (CLI start-up))
 
     # Reconnect attempts are the transport's business; the user gets one line at the end.
     logging.getLogger("shipper").setLevel(logging.ERROR)

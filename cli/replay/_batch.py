@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from wharf.replay._formats import Encoder
+from cli.replay._formats import Encoder
 
 # One delivery stops growing at this many bytes of output even if ``--batch`` is larger:
 # receivers commonly cap request bodies at a few MiB, and a retry resends all of it.

@@ -2,7 +2,7 @@
 
 Commands are registered lazily: ``wharf grep ...`` imports the grep command's module only, not
 the collector's, the replay sinks' or the shipper's (together ~80 ms of start-up that a
-one-second query would otherwise pay). ``--help``, completion and ``wharf.cli.app`` build the
+one-second query would otherwise pay). ``--help``, completion and ``cli.app`` build the
 whole tree.
 """
 
@@ -17,16 +17,16 @@ import typer
 
 # name -> (module, attribute, kind): "command" is a function, "group" a typer app.
 _COMMANDS: Final[dict[str, tuple[str, str, str]]] = {
-    "collector": ("wharf.cli.collector_cmd", "app", "group"),
-    "topics": ("wharf.cli.topics_cmd", "app", "group"),
-    "groups": ("wharf.cli.groups_cmd", "app", "group"),
-    "shipper": ("wharf.cli.shipper_cmd", "app", "group"),
-    "parse": ("wharf.cli.parse_cmd", "parse", "command"),
-    "ship": ("wharf.cli.ship_cmd", "ship", "command"),
-    "grep": ("wharf.cli.grep_cmd", "grep", "command"),
-    "tail": ("wharf.cli.tail_cmd", "tail", "command"),
-    "replay": ("wharf.cli.replay_cmd", "replay", "command"),
-    "status": ("wharf.cli.status_cmd", "status", "command"),
+    "collector": ("cli.collector_cmd", "app", "group"),
+    "topics": ("cli.topics_cmd", "app", "group"),
+    "groups": ("cli.groups_cmd", "app", "group"),
+    "shipper": ("cli.shipper_cmd", "app", "group"),
+    "parse": ("cli.parse_cmd", "parse", "command"),
+    "ship": ("cli.ship_cmd", "ship", "command"),
+    "grep": ("cli.grep_cmd", "grep", "command"),
+    "tail": ("cli.tail_cmd", "tail", "command"),
+    "replay": ("cli.replay_cmd", "replay", "command"),
+    "status": ("cli.status_cmd", "status", "command"),
 }
 
 

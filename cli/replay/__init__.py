@@ -2,11 +2,11 @@
 cross-partition merge and sink batches. No sockets and no sleeping here: the CLI drives them
 (``wharf/cli/replay_cmd.py``, ``wharf/cli/sinks.py``)."""
 
-from wharf.replay._batch import MAX_BATCH_BYTES, Batcher, SinkBatch
-from wharf.replay._formats import FORMATS, Encoder, encoder_for, rfc3339_ns
-from wharf.replay._merge import DONE, IDLE, Cursor, Merger, NeedFetch
-from wharf.replay._options import DEFAULT_BATCH, MAX_BATCH, ReplayOptions
-from wharf.replay._pacing import (
+from cli.replay._batch import MAX_BATCH_BYTES, Batcher, SinkBatch
+from cli.replay._formats import FORMATS, Encoder, encoder_for, rfc3339_ns
+from cli.replay._merge import DONE, IDLE, Cursor, Merger, NeedFetch
+from cli.replay._options import DEFAULT_BATCH, MAX_BATCH, ReplayOptions
+from cli.replay._pacing import (
     SpeedPacer,
     TokenBucket,
     backoff_delay,
@@ -14,9 +14,9 @@ from wharf.replay._pacing import (
     parse_retry_after,
     parse_speed,
 )
-from wharf.replay._plan import Bounds, Plan, make_plan, select_partitions
-from wharf.replay._positions import OffsetSpec, offset_args, parse_offsets
-from wharf.replay._sinkurl import DEFAULT_WHARF_PORT, SinkSpec, parse_sink
+from cli.replay._plan import Bounds, Plan, make_plan, select_partitions
+from cli.replay._positions import OffsetSpec, offset_args, parse_offsets
+from cli.replay._sinkurl import DEFAULT_WHARF_PORT, SinkSpec, parse_sink
 
 __all__ = [
     "DEFAULT_BATCH",

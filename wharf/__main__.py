@@ -1,3 +1,0 @@
-from wharf.cli import main
-
-main()
