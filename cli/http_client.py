@@ -121,7 +121,7 @@ class Client:
                     raise ApiError(
                         resp.status, f"{self.base_url}: a streamed line is not JSON"
                     ) from None
-                if isinstance(item, dict) and "error" in item and len(item) == 1:
+                if isinstance(item, dict) and "error" in item and "offset" not in item:
                     raise ApiError(resp.status, str(item["error"]))
                 yield item
         finally:

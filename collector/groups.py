@@ -9,17 +9,14 @@ rules, so a name can never be a path.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from pathlib import Path
-from typing import Any, Literal
 
 import msgspec
-from aiohttp import web
 
-from collector.http_util import IO_POOL, STORE, UnknownGroup
-from collector.storage import Store
-from wharf.errors import InvalidArgument, InvalidTopicName, RemoteError
+from collector.storage.interface import Storage
+from wharf.api import CommitRequest, GroupInfo, GroupOffset, ResetRequest
+from wharf.errors import InvalidArgument, InvalidTopicName, RemoteError, UnknownGroup
 from wharf.fsutil import write_atomically
 from wharf.topics import validate_topic
 
@@ -33,24 +30,6 @@ class CorruptGroupFile(RemoteError):
 class _GroupFile(msgspec.Struct, forbid_unknown_fields=True):
     group: str
     offsets: Offsets = {}
-
-
-class CommitRequest(msgspec.Struct, forbid_unknown_fields=True):
-    """``POST /v1/groups/{group}/commit``: the next offset the group will read."""
-
-    topic: str
-    partition: int
-    offset: int
-
-
-class ResetRequest(msgspec.Struct, forbid_unknown_fields=True):
-    """``POST /v1/groups/{group}/reset``: exactly one target; all partitions unless one is named."""
-
-    topic: str
-    partition: int | None = None
-    to_offset: int | None = None
-    to_time: int | None = None
-    to: Literal["earliest", "latest"] | None = None
 
 
 def validate_group(name: str) -> str:
@@ -102,10 +81,7 @@ class GroupStore:
             )
 
 
-GROUPS = web.AppKey("groups", GroupStore)
-
-
-def describe(store: Store, groups: GroupStore, group: str) -> dict[str, Any]:
+def describe(store: Storage, groups: GroupStore, group: str) -> GroupInfo:
     """Committed offset, partition bounds and lag of every partition of the group's topics.
 
     A partition with no commit shows ``committed: null`` and its whole content as lag. Topics
@@ -123,19 +99,12 @@ def describe(store: Store, groups: GroupStore, group: str) -> dict[str, Any]:
             lag = max(lag, 0)
             total += lag
             rows.append(
-                {
-                    "topic": topic,
-                    "partition": info.partition,
-                    "committed": c,
-                    "start_offset": info.start_offset,
-                    "end_offset": info.end_offset,
-                    "lag": lag,
-                }
+                GroupOffset(topic, info.partition, c, info.start_offset, info.end_offset, lag)
             )
-    return {"group": group, "offsets": rows, "lag": total}
+    return GroupInfo(group, rows, total)
 
 
-def commit(store: Store, groups: GroupStore, group: str, req: CommitRequest) -> dict[str, Any]:
+def commit(store: Storage, groups: GroupStore, group: str, req: CommitRequest) -> GroupInfo:
     """Record ``req.offset`` as the next offset ``group`` reads from that partition."""
     validate_group(group)
     part = store.partition(req.topic, req.partition)
@@ -149,7 +118,7 @@ def commit(store: Store, groups: GroupStore, group: str, req: CommitRequest) -> 
     return describe(store, groups, group)
 
 
-def reset(store: Store, groups: GroupStore, group: str, req: ResetRequest) -> dict[str, Any]:
+def reset(store: Storage, groups: GroupStore, group: str, req: ResetRequest) -> GroupInfo:
     """Move the group's offsets for a topic to an offset, a time, the start or the end.
 
     Offsets are clamped into each partition's ``[start, end]`` as Kafka's reset tool does.
@@ -178,39 +147,3 @@ def reset(store: Store, groups: GroupStore, group: str, req: ResetRequest) -> di
         offsets[part.number] = min(max(offset, start), end)
     groups.update(group, req.topic, offsets)
     return describe(store, groups, group)
-
-
-# -- handlers -------------------------------------------------------------------------------
-
-
-async def _run(request: web.Request, fn: Any, *args: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(request.app[IO_POOL], fn, *args)
-
-
-async def handle_list(request: web.Request) -> web.Response:
-    """``GET /v1/groups``."""
-    names = await _run(request, request.app[GROUPS].names)
-    return web.json_response({"groups": names})
-
-
-async def handle_describe(request: web.Request) -> web.Response:
-    """``GET /v1/groups/{group}``."""
-    app = request.app
-    body = await _run(request, describe, app[STORE], app[GROUPS], request.match_info["group"])
-    return web.json_response(body)
-
-
-async def handle_commit(request: web.Request) -> web.Response:
-    """``POST /v1/groups/{group}/commit`` ``{"topic", "partition", "offset"}``."""
-    app = request.app
-    req = msgspec.json.decode(await request.read(), type=CommitRequest)
-    body = await _run(request, commit, app[STORE], app[GROUPS], request.match_info["group"], req)
-    return web.json_response(body)
-
-
-async def handle_reset(request: web.Request) -> web.Response:
-    """``POST /v1/groups/{group}/reset`` ``{"topic", "to_offset" | "to_time" | "to"}``."""
-    app = request.app
-    req = msgspec.json.decode(await request.read(), type=ResetRequest)
-    body = await _run(request, reset, app[STORE], app[GROUPS], request.match_info["group"], req)
-    return web.json_response(body)

@@ -17,13 +17,27 @@ import ssl
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Final
 
 from collector.config import CollectorConfig
 from collector.metrics import Metrics
 from collector.storage import AppendResult, Store
 from wharf import batch as wb
 from wharf import protocol as wp
-from wharf.errors import BatchTooLarge, CorruptBatch, InvalidTopicName, WharfError
+from wharf.errors import (
+    ConnectionClosed,
+    CorruptBatch,
+    FrameTimeout,
+    HandshakeTimeout,
+    IdleTimeout,
+    ProtocolError,
+    StoreError,
+    TooManyConnections,
+    Unauthorized,
+    UnexpectedFrame,
+    UnsupportedVersion,
+    WharfError,
+)
 from wharf.topics import partition_for, validate_topic
 
 log = logging.getLogger(__name__)
@@ -31,6 +45,15 @@ log = logging.getLogger(__name__)
 SERVER_NAME = "wharf-collector/0.1"
 HEARTBEAT_S = 15.0
 _READ_CHUNK = 256 * 1024
+# The error for each read deadline (see ``_Session._read_more``); each has its own code so the
+# peer, the logs and the metrics say which phase stalled.
+_TIMEOUTS: Final[dict[str, type[ProtocolError]]] = {
+    "handshake": HandshakeTimeout,
+    "frame": FrameTimeout,
+    "idle": IdleTimeout,
+}
+# States in which a connection still takes replies.
+_OPEN: Final = frozenset({wp.State.HANDSHAKE, wp.State.READY})
 
 
 def _validate(data: bytes) -> wb.Batch:
@@ -123,12 +146,9 @@ class IngestServer:
         peer = writer.get_extra_info("peername")
         m = self.metrics
         if len(self._tasks) > self.config.limits.max_connections:
-            m.protocol_errors.labels("too_many_connections").inc()
-            writer.write(
-                wp.Connection(wp.Role.SERVER).send(
-                    wp.Error("too_many_connections", "connection limit reached", retriable=True)
-                )
-            )
+            full = TooManyConnections("connection limit reached")
+            m.protocol_errors.labels(full.code).inc()
+            writer.write(wp.Connection(wp.Role.SERVER).send(wp.Error.from_error(full)))
             await _close(writer)
             return
         m.connections.inc()
@@ -137,11 +157,14 @@ class IngestServer:
         self._sessions.add(session)
         try:
             await session.run()
-        except wp.ProtocolError as exc:
-            if exc.code != "closed":
+        except ProtocolError as exc:
+            if not isinstance(exc, ConnectionClosed):
                 m.protocol_errors.labels(exc.code).inc()
                 log.info("closing %s: %s", peer, exc)
-                session.send_error(exc.code, str(exc))
+                session.send_error(exc)
+        except wp.LocalProtocolError as exc:  # a bug on this side: say so, and tell the peer
+            log.exception("closing %s: protocol misuse", peer)
+            session.send_error(exc)
         except (ConnectionError, TimeoutError, ssl.SSLError, OSError) as exc:
             log.info("connection %s ended: %s", peer, exc)
         finally:
@@ -193,11 +216,17 @@ class _Session:
             self._read.cancel()
 
     def send(self, event: wp.Event) -> None:
-        if not self.writer.is_closing():
+        # Once the connection failed or said goodbye, replies still owed have nowhere to go:
+        # the shipper resends those batches on its next connection and dedupe drops what is
+        # already stored.
+        if self.conn.state in _OPEN and not self.writer.is_closing():
             self.writer.write(self.conn.send(event))
 
-    def send_error(self, code: str, message: str, retriable: bool = False) -> None:
-        self.send(wp.Error(code, message, retriable))
+    def send_error(self, exc: WharfError) -> None:
+        """Tell the peer why the connection ends (an ERROR frame with ``exc``'s code) and
+        close the protocol side."""
+        if self.conn.state is not wp.State.CLOSED and not self.writer.is_closing():
+            self.writer.write(self.conn.send(wp.Error.from_error(exc)))
         self.conn.close()
 
     async def _read_more(self) -> None:
@@ -226,7 +255,7 @@ class _Session:
                 raise _Stop from None
             raise
         except TimeoutError:
-            raise wp.ProtocolError(f"{what} not completed in time", f"{what}_timeout") from None
+            raise _TIMEOUTS[what](f"{what} not completed in time") from None
         self.conn.receive_data(data)
 
     async def run(self) -> None:
@@ -258,20 +287,20 @@ class _Session:
                     log.info("peer error %s: %s", event.code, event.message)
                     return
                 case _:
-                    raise wp.ProtocolError(f"unexpected {type(event).__name__}", "unexpected_frame")
+                    raise UnexpectedFrame(f"unexpected {type(event).__name__}")
 
     def _hello(self, hello: wp.Hello) -> bool:
+        refusal: WharfError | None = None
         if hello.version != wp.PROTOCOL_VERSION:
-            self.server.metrics.protocol_errors.labels("version").inc()
-            self.send_error(
-                "unsupported_version",
+            refusal = UnsupportedVersion(
                 f"protocol version {hello.version} is not "
-                f"supported (this collector speaks {wp.PROTOCOL_VERSION})",
+                f"supported (this collector speaks {wp.PROTOCOL_VERSION})"
             )
-            return False
-        if not self.server._token_ok(hello.token):
-            self.server.metrics.protocol_errors.labels("unauthorized").inc()
-            self.send_error("unauthorized", "invalid or missing write token")
+        elif not self.server._token_ok(hello.token):
+            refusal = Unauthorized("invalid or missing write token")
+        if refusal is not None:
+            self.server.metrics.protocol_errors.labels(refusal.code).inc()
+            self.send_error(refusal)
             return False
         self.producer_id = hello.producer_id
         self.client = hello.client
@@ -301,17 +330,8 @@ class _Session:
             key = p.key or (batch.hosts[0] if batch.hosts else "")
             partition = partition_for(key, config.partitions)
             stored = server.store.submit(p.topic, partition, p.batch)
-        except InvalidTopicName as exc:
-            self._nack(fut, p, "invalid_topic", str(exc), retriable=False)
-            return
-        except BatchTooLarge as exc:
-            self._nack(fut, p, "too_large", str(exc), retriable=False)
-            return
-        except CorruptBatch as exc:
-            self._nack(fut, p, "corrupt_batch", str(exc), retriable=False)
-            return
-        except WharfError as exc:
-            self._nack(fut, p, "rejected", str(exc), retriable=exc.retriable)
+        except WharfError as exc:  # the table gives the NACK its code and retriable flag
+            self._nack(fut, p, exc)
             return
 
         def done(result: Future[AppendResult]) -> None:
@@ -319,17 +339,9 @@ class _Session:
 
         stored.add_done_callback(done)
 
-    def _nack(
-        self,
-        fut: asyncio.Future[wp.Ack | wp.Nack],
-        p: wp.Produce,
-        code: str,
-        message: str,
-        *,
-        retriable: bool,
-    ) -> None:
-        self.server.metrics.nacks.labels(code).inc()
-        fut.set_result(wp.Nack(p.correlation_id, code, message, retriable))
+    def _nack(self, fut: asyncio.Future[wp.Ack | wp.Nack], p: wp.Produce, exc: WharfError) -> None:
+        self.server.metrics.nacks.labels(exc.code).inc()
+        fut.set_result(wp.Nack.from_error(p.correlation_id, exc))
 
     def _stored(
         self,
@@ -342,8 +354,13 @@ class _Session:
         exc = result.exception()
         if exc is not None:
             log.error("append to %s failed: %s", p.topic, exc)
-            retriable = not isinstance(exc, WharfError) or exc.retriable
-            self._nack(fut, p, "store_error", str(exc), retriable=retriable)
+            if not isinstance(exc, WharfError):
+                # An unforeseen failure of the store (an OSError...) is a store error: the
+                # shipper keeps the batch and resends it later.
+                err = StoreError(str(exc) or type(exc).__name__)
+                err.__cause__ = exc
+                exc = err
+            self._nack(fut, p, exc)
             return
         r = result.result()
         m.append_seconds.observe(time.perf_counter() - started)

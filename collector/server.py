@@ -11,10 +11,9 @@ from pathlib import Path
 from aiohttp import web
 
 from collector.config import CollectorConfig, split_host_port
-from collector.http_api import make_app
+from collector.http import ingest_sessions, make_app
 from collector.ingest import IngestServer
 from collector.metrics import Metrics
-from collector.status_api import ingest_sessions
 from collector.storage import Fsync, Store
 from collector.storage.workers import ScanWorkers
 
@@ -63,12 +62,13 @@ class Collector:
         self.ingest_port = await self.ingest.start(host, port)
         if self.scan_workers is not None:
             self.scan_workers.warm()
+        self.store.use_workers(self.scan_workers)
         app = make_app(
             self.store,
             self.config,
             self.metrics,
+            data_dir=self.store.data_dir,
             sessions=ingest_sessions(self.ingest),
-            scan_workers=self.scan_workers,
         )
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()

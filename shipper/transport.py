@@ -6,6 +6,10 @@ has, by the batch's spans, so a resend never duplicates).
 Like aiokafka's connection: every ``send`` returns when its batch is acknowledged; on a lost
 connection the pending sends do not fail, they wait for the resend. Only a non-retriable NACK,
 or ``close()``, or running past ``deadline_s`` without any collector fails them.
+
+Whether a NACK or a refused handshake is worth retrying is decided by the typed error rebuilt
+from its code (``wharf.errors.TABLE``), never by matching strings; the typed error is the
+``__cause__`` of the ``DeliveryError`` a caller sees.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from wharf import protocol as wp
-from wharf.errors import RemoteError, WharfError
+from wharf.errors import RemoteError, Unavailable, UnexpectedFrame, WharfError
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +35,14 @@ class DeliveryError(WharfError):
     """A batch was refused for good (NACK not retriable) or could not be delivered in time."""
 
 
-class CollectorUnavailable(DeliveryError):
-    """No collector accepted a connection before the deadline."""
+class CollectorUnavailable(DeliveryError, Unavailable):
+    """No collector accepted a connection before the deadline (``Unavailable``, so retriable,
+    with that code)."""
 
-    retriable = True
+
+class _Reconnect(Exception):
+    """End this connection and resend everything unacknowledged on the next one; ``__cause__``
+    is the typed error that asked for it."""
 
 
 @dataclass(eq=False)
@@ -176,7 +184,7 @@ class Producer:
             self.connected.set()
             try:
                 await self._serve(reader, writer, conn)
-            except (OSError, TimeoutError, RemoteError, ssl.SSLError) as exc:
+            except (OSError, TimeoutError, RemoteError, ssl.SSLError, _Reconnect) as exc:
                 self._note_failure(f"{host}:{port}: {exc}")
             finally:
                 self.connected.clear()
@@ -234,11 +242,12 @@ class Producer:
                     conn.receive_data(data)
                     continue
                 if isinstance(event, wp.Error):
+                    cause = event.to_error()
                     err = DeliveryError(
                         f"collector refused the connection: {event.code}: {event.message}"
                     )
-                    err.retriable = event.retriable
-                    raise err
+                    err.retriable = cause.retriable  # a bad token is fatal; a full collector is not
+                    raise err from cause
                 assert isinstance(event, wp.Welcome)
                 self.window = min(self.window, event.max_inflight)
                 return reader, writer, conn
@@ -253,20 +262,40 @@ class Producer:
         # Everything unacknowledged goes again, first and in order.
         for p in list(self._unacked.values()):
             self._write(writer, conn, p, gen)
-        sender = asyncio.get_running_loop().create_task(self._send_loop(writer, conn, gen))
+        loop = asyncio.get_running_loop()
+        # Whichever loop ends first ends the connection, and its error says why: a read error,
+        # a NACK asking for a resend, or a batch the protocol refused to frame.
+        tasks = {
+            loop.create_task(self._read_loop(reader, writer, conn)),
+            loop.create_task(self._send_loop(writer, conn, gen)),
+        }
         try:
-            await self._read_loop(reader, writer, conn)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
         finally:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError, OSError):
-                await sender
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _write(
         self, writer: asyncio.StreamWriter, conn: wp.Connection, p: _Pending, gen: int
     ) -> None:
         p.generation = gen
         p.sent_at = time.monotonic()
-        writer.write(conn.send(wp.Produce(p.correlation_id, p.topic, p.batch, p.key)))
+        try:
+            data = conn.send(wp.Produce(p.correlation_id, p.topic, p.batch, p.key))
+        except wp.LocalProtocolError as exc:
+            # The batch cannot be framed for this collector (past the frame limit it announced):
+            # resending cannot help, so it fails alone. The failed send left the connection in
+            # ERROR, so the others go again on a new one.
+            self._unacked.pop(p.correlation_id, None)
+            if not p.future.done():
+                err = DeliveryError(f"batch {p.correlation_id} cannot be sent: {exc}")
+                err.__cause__ = exc
+                p.future.set_exception(err)
+            raise _Reconnect(f"connection unusable after a refused send: {exc}") from exc
+        writer.write(data)
 
     async def _send_loop(self, writer: asyncio.StreamWriter, conn: wp.Connection, gen: int) -> None:
         while True:
@@ -306,27 +335,29 @@ class Producer:
                 case wp.Pong():
                     pass
                 case wp.Error():
-                    raise wp.ProtocolError(
-                        f"collector error {event.code}: {event.message}", event.code
-                    )
+                    # Whatever the code, it ends this connection, not the batches: they are
+                    # still owed and go again on the next one.
+                    raise _Reconnect(
+                        f"collector error {event.code}: {event.message}"
+                    ) from event.to_error()
                 case _:
-                    raise wp.ProtocolError(f"unexpected {type(event).__name__}")
+                    raise UnexpectedFrame(f"unexpected {type(event).__name__}")
 
     def _nacked(self, nack: wp.Nack) -> None:
         p = self._unacked.get(nack.correlation_id)
         if p is None:
             return
-        if nack.retriable:
+        cause = nack.to_error()
+        if cause.retriable:
             # Resend it and everything after it, in order, on a fresh connection: sending it
             # alone, later, could put it behind a newer batch of the same file, and the
             # collector would then take it for a duplicate.
-            raise wp.ProtocolError(
+            raise _Reconnect(
                 f"batch {p.correlation_id} refused for now ({nack.code}: "
-                f"{nack.message}); reconnecting to resend",
-                nack.code,
-            )
+                f"{nack.message}); reconnecting to resend"
+            ) from cause
         del self._unacked[nack.correlation_id]
         if not p.future.done():
-            p.future.set_exception(
-                DeliveryError(f"collector refused batch: {nack.code}: {nack.message}")
-            )
+            err = DeliveryError(f"collector refused batch: {nack.code}: {nack.message}")
+            err.__cause__ = cause
+            p.future.set_exception(err)

@@ -22,8 +22,28 @@ A conversation::
 
 Every frame has a size limit, enforced from its length prefix before its bytes are buffered.
 Until the handshake completes the limit is small (``HANDSHAKE_MAX_FRAME``), so a peer that has
-not authenticated can make the server hold at most a few KiB. A peer that breaks the protocol
-gets ``ProtocolError``; the I/O layer sends an ERROR frame and closes the connection.
+not authenticated can make the server hold at most a few KiB.
+
+Errors are checked both ways, as h11 does. A peer that breaks the protocol gets a
+``ProtocolError`` subclass (``BadFrame``, ``FrameTooLarge``...), whose ``code`` from
+``wharf.errors.TABLE`` goes into the ERROR frame; the I/O layer sends it and closes the
+connection. This end's own mistakes (a frame its role may not send in the current state, a frame
+past a limit) raise ``LocalProtocolError`` before a byte is produced, so a bug here never
+reaches the peer as garbage. NACK and ERROR frames carry a code and a retriable flag from the
+same table: ``Nack.from_error`` / ``Error.from_error`` build them from an exception and
+``to_error`` rebuilds the typed exception on the other side.
+
+States (``Connection.state``, shown in ``repr``)::
+
+    HANDSHAKE ──WELCOME sent / received──▶ READY
+    HANDSHAKE, READY ──any error raised by send or next_event──▶ ERROR
+    any but CLOSED ──ERROR frame sent, clean end of stream, close()──▶ CLOSED
+
+In ERROR every call raises ``LocalProtocolError`` (the connection is dead; using it is a bug),
+except sending the one ERROR frame that tells the peer why. In CLOSED ``next_event`` raises
+``ConnectionClosed`` and ``send`` raises ``LocalProtocolError``. A received ERROR frame is an
+event like any other and changes no state: its sender closes, and that end of stream is what
+moves this side to CLOSED.
 """
 
 from __future__ import annotations
@@ -35,7 +55,40 @@ from typing import Any, Final
 import msgspec
 
 from wharf import batch as wb
-from wharf.errors import RemoteError
+from wharf.errors import (
+    BadFrame,
+    ConnectionClosed,
+    FrameTooLarge,
+    LocalProtocolError,
+    ProtocolError,
+    TruncatedFrame,
+    UnexpectedFrame,
+    WharfError,
+    error_from,
+)
+
+__all__ = [
+    "HANDSHAKE_MAX_FRAME",
+    "MAX_FRAME",
+    "NEED_DATA",
+    "PROTOCOL_VERSION",
+    "Ack",
+    "Connection",
+    "Error",
+    "Event",
+    "FrameType",
+    "Hello",
+    "LocalProtocolError",
+    "Nack",
+    "NeedData",
+    "Ping",
+    "Pong",
+    "Produce",
+    "ProtocolError",
+    "Role",
+    "State",
+    "Welcome",
+]
 
 PROTOCOL_VERSION: Final = 1
 
@@ -47,14 +100,8 @@ MAX_FRAME: Final = wb.MAX_BATCH_BYTES + 2 * 65_536 + 16
 _LEN = struct.Struct(">IB")  # length, type
 _PRODUCE = struct.Struct(">QH")  # correlation id, topic length
 _KEY = struct.Struct(">H")
-
-
-class ProtocolError(RemoteError):
-    """The peer sent bytes that break the protocol. ``code`` goes into the ERROR frame."""
-
-    def __init__(self, message: str, code: str = "protocol_error") -> None:
-        super().__init__(message)
-        self.code = code
+_MAX_U16: Final = 2**16 - 1
+_MAX_U64: Final = 2**64 - 1
 
 
 class FrameType(IntEnum):
@@ -90,11 +137,21 @@ class Welcome(msgspec.Struct, frozen=True, array_like=True):
 
 
 class Error(msgspec.Struct, frozen=True, array_like=True):
-    """Either way: a fatal error; the sender closes the connection after it."""
+    """Either way: a fatal error; the sender closes the connection after it. ``code`` is one of
+    ``wharf.errors.TABLE``."""
 
     code: str
     message: str
     retriable: bool = False
+
+    @classmethod
+    def from_error(cls, exc: WharfError) -> Error:
+        """The ERROR frame reporting ``exc``: its code, message and retriable flag."""
+        return cls(exc.code, str(exc), exc.retriable)
+
+    def to_error(self) -> WharfError:
+        """The typed exception this frame reports (see ``wharf.errors.error_from``)."""
+        return error_from(self.code, self.message, retriable=self.retriable)
 
 
 class Produce(msgspec.Struct, frozen=True):
@@ -118,12 +175,22 @@ class Ack(msgspec.Struct, frozen=True, array_like=True):
 
 
 class Nack(msgspec.Struct, frozen=True, array_like=True):
-    """Server → client: the batch was not stored. ``retriable`` says if resending can help."""
+    """Server → client: the batch was not stored. ``code`` is one of ``wharf.errors.TABLE``;
+    ``retriable`` says if resending can help."""
 
     correlation_id: int
     code: str
     message: str
     retriable: bool
+
+    @classmethod
+    def from_error(cls, correlation_id: int, exc: WharfError) -> Nack:
+        """The NACK refusing batch ``correlation_id`` because of ``exc``."""
+        return cls(correlation_id, exc.code, str(exc), exc.retriable)
+
+    def to_error(self) -> WharfError:
+        """The typed exception this NACK reports (see ``wharf.errors.error_from``)."""
+        return error_from(self.code, self.message, retriable=self.retriable)
 
 
 class Ping(msgspec.Struct, frozen=True, array_like=True):
@@ -136,6 +203,7 @@ class Pong(msgspec.Struct, frozen=True, array_like=True):
 
 Event = Hello | Welcome | Error | Produce | Ack | Nack | Ping | Pong
 
+# Frames whose payload is msgpack (PRODUCE is framed by hand).
 _TYPES: Final[dict[type, FrameType]] = {
     Hello: FrameType.HELLO,
     Welcome: FrameType.WELCOME,
@@ -145,6 +213,7 @@ _TYPES: Final[dict[type, FrameType]] = {
     Ping: FrameType.PING,
     Pong: FrameType.PONG,
 }
+_FRAME_OF: Final[dict[type, FrameType]] = {**_TYPES, Produce: FrameType.PRODUCE}
 _DECODERS: Final[dict[FrameType, msgspec.msgpack.Decoder[Any]]] = {
     ft: msgspec.msgpack.Decoder(cls) for cls, ft in _TYPES.items()
 }
@@ -159,10 +228,11 @@ class Role(Enum):
 
 
 class State(Enum):
-    """Connection state, visible in ``repr``."""
+    """Connection state, visible in ``repr`` (transitions in the module docstring)."""
 
     HANDSHAKE = "handshake"
     READY = "ready"
+    ERROR = "error"
     CLOSED = "closed"
 
 
@@ -174,24 +244,19 @@ class NeedData(Enum):
 
 NEED_DATA: Final = NeedData.NEED_DATA
 
-# What each side may receive in each state.
-_ALLOWED: Final = {
-    (Role.SERVER, State.HANDSHAKE): {FrameType.HELLO},
-    (Role.SERVER, State.READY): {
-        FrameType.PRODUCE,
-        FrameType.PING,
-        FrameType.PONG,
-        FrameType.ERROR,
-    },
-    (Role.CLIENT, State.HANDSHAKE): {FrameType.WELCOME, FrameType.ERROR},
-    (Role.CLIENT, State.READY): {
-        FrameType.ACK,
-        FrameType.NACK,
-        FrameType.PING,
-        FrameType.PONG,
-        FrameType.ERROR,
-    },
+_F = FrameType
+# What each role may send in each state. A frame may be received exactly when the peer's role
+# may send it, so this one table drives both the send and the receive checks and they cannot
+# disagree. In ERROR only the ERROR frame that reports the failure may still go out.
+_SENDS: Final[dict[tuple[Role, State], frozenset[FrameType]]] = {
+    (Role.CLIENT, State.HANDSHAKE): frozenset({_F.HELLO, _F.ERROR}),
+    (Role.CLIENT, State.READY): frozenset({_F.PRODUCE, _F.PING, _F.PONG, _F.ERROR}),
+    (Role.SERVER, State.HANDSHAKE): frozenset({_F.WELCOME, _F.ERROR}),
+    (Role.SERVER, State.READY): frozenset({_F.ACK, _F.NACK, _F.PING, _F.PONG, _F.ERROR}),
+    (Role.CLIENT, State.ERROR): frozenset({_F.ERROR}),
+    (Role.SERVER, State.ERROR): frozenset({_F.ERROR}),
 }
+_PEER: Final = {Role.CLIENT: Role.SERVER, Role.SERVER: Role.CLIENT}
 
 
 def _encode_frame(ftype: FrameType, payload: bytes | list[bytes]) -> bytes:
@@ -210,9 +275,16 @@ class Connection:
         self.max_frame = max_frame
         self._buf = bytearray()
         self._eof = False
+        # Whether HELLO has gone by (sent, for a client; received, for a server): it comes once,
+        # and a server welcomes only a peer that said hello.
+        self._hello = False
+        self._failure: WharfError | None = None
 
     def __repr__(self) -> str:
-        return f"<Connection {self.role.value} {self.state.value} buffered={len(self._buf)}>"
+        failed = f" {self._failure.code}" if self._failure is not None else ""
+        return (
+            f"<Connection {self.role.value} {self.state.value}{failed} buffered={len(self._buf)}>"
+        )
 
     @property
     def mid_frame(self) -> bool:
@@ -222,59 +294,90 @@ class Connection:
     def _limit(self) -> int:
         return HANDSHAKE_MAX_FRAME if self.state is State.HANDSHAKE else self.max_frame
 
+    def _fail(self, exc: WharfError) -> None:
+        """Enter ERROR, remembering the first failure (later calls name it)."""
+        if self.state is not State.CLOSED:
+            self.state = State.ERROR
+        if self._failure is None:
+            self._failure = exc
+
+    def _dead(self, what: str) -> LocalProtocolError:
+        """The error for any call on a connection in ERROR, chained to the first failure."""
+        why = self._failure if self._failure is not None else "state set to error"
+        exc = LocalProtocolError(f"cannot {what}: the connection failed earlier ({why})")
+        exc.__cause__ = self._failure
+        return exc
+
     # -- receiving ------------------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
         """Add bytes from the peer; ``b""`` means the peer closed its side."""
+        if self.state is State.ERROR:
+            raise self._dead("receive data")
         if self.state is State.CLOSED:
-            return
+            return  # bytes arriving after the goodbye say nothing more
         if data:
             self._buf += data
         else:
             self._eof = True
 
     def next_event(self) -> Event | NeedData:
-        """The next complete event, ``NEED_DATA``, or ``ProtocolError``.
+        """The next complete event, ``NEED_DATA``, or an error.
 
-        Raises ``ProtocolError`` for garbage, an oversize frame, a frame not allowed in the
-        current state, or the peer closing in the middle of a frame.
+        Raises a ``ProtocolError`` subclass for garbage, an oversize frame, a frame not allowed
+        in the current state, or the peer closing in the middle of a frame (the connection then
+        enters ERROR); ``ConnectionClosed`` once the peer closed cleanly, and
+        ``LocalProtocolError`` when called in ERROR.
         """
+        if self.state is State.ERROR:
+            raise self._dead("receive")
         if self.state is State.CLOSED:
-            raise ProtocolError("connection is closed", "closed")
+            raise ConnectionClosed("connection is closed")
+        try:
+            event = self._next_event()
+        except ConnectionClosed:
+            self.state = State.CLOSED
+            raise
+        except ProtocolError as exc:
+            self._fail(exc)
+            raise
+        return event
+
+    def _next_event(self) -> Event | NeedData:
         buf = self._buf
         if len(buf) < _LEN.size:
             if self._eof:
                 if buf:
-                    raise ProtocolError(
-                        f"connection closed inside a frame header ({len(buf)} bytes)", "truncated"
+                    raise TruncatedFrame(
+                        f"connection closed inside a frame header ({len(buf)} bytes)"
                     )
-                self.state = State.CLOSED
-                raise ProtocolError("connection closed by peer", "closed")
+                raise ConnectionClosed("connection closed by peer")
             return NEED_DATA
         size, ftype_raw = _LEN.unpack_from(buf)
         limit = self._limit()
         if size > limit or size < 1:
-            raise ProtocolError(f"frame of {size} bytes outside 1..{limit}", "frame_too_large")
+            raise FrameTooLarge(f"frame of {size} bytes outside 1..{limit}")
         try:
             ftype = FrameType(ftype_raw)
         except ValueError:
-            raise ProtocolError(f"unknown frame type {ftype_raw}", "bad_frame") from None
-        if ftype not in _ALLOWED[(self.role, self.state)]:
-            raise ProtocolError(
-                f"{ftype.name} frame not allowed in state {self.state.value}", "unexpected_frame"
-            )
+            raise BadFrame(f"unknown frame type {ftype_raw}") from None
+        if ftype not in _SENDS.get((_PEER[self.role], self.state), ()):
+            raise UnexpectedFrame(f"{ftype.name} frame not allowed in state {self.state.value}")
+        if ftype is FrameType.HELLO and self._hello:
+            raise UnexpectedFrame("second HELLO frame")
         end = 4 + size
         if len(buf) < end:
             if self._eof:
-                raise ProtocolError(
-                    f"connection closed inside a {ftype.name} frame ({len(buf)} of {end} bytes)",
-                    "truncated",
+                raise TruncatedFrame(
+                    f"connection closed inside a {ftype.name} frame ({len(buf)} of {end} bytes)"
                 )
             return NEED_DATA
         payload = bytes(buf[5:end])
         del buf[:end]
         event = self._decode(ftype, payload)
-        if isinstance(event, Welcome):
+        if isinstance(event, Hello):
+            self._hello = True
+        elif isinstance(event, Welcome):
             self.state = State.READY
             self.max_frame = min(self.max_frame, event.max_frame)
         return event
@@ -285,37 +388,89 @@ class Connection:
         try:
             event: Event = _DECODERS[ftype].decode(payload)
         except (msgspec.DecodeError, ValueError) as exc:
-            raise ProtocolError(f"malformed {ftype.name} frame: {exc}", "bad_frame") from exc
+            raise BadFrame(f"malformed {ftype.name} frame: {exc}") from exc
         if isinstance(event, Hello) and len(event.producer_id) != 16:
-            raise ProtocolError("HELLO producer_id must be 16 bytes", "bad_frame")
+            raise BadFrame("HELLO producer_id must be 16 bytes")
         return event
 
     # -- sending --------------------------------------------------------------------------
 
     def send(self, event: Event) -> bytes:
-        """Bytes to write for ``event``. Sending WELCOME moves a server to READY."""
-        if isinstance(event, Produce):
-            topic = event.topic.encode()
-            key = event.key.encode()
-            return _encode_frame(
-                FrameType.PRODUCE,
-                [
-                    _PRODUCE.pack(event.correlation_id, len(topic)),
-                    topic,
-                    _KEY.pack(len(key)),
-                    key,
-                    event.batch,
-                ],
-            )
-        data = _encode_frame(_TYPES[type(event)], _ENC.encode(event))
-        if isinstance(event, Welcome):
+        """Bytes to write for ``event``.
+
+        Sending WELCOME moves a server to READY; sending ERROR closes the connection. Raises
+        ``LocalProtocolError`` (and enters ERROR) for an event this role may not send in this
+        state or one the peer would refuse (past the frame limit, a field too long for its
+        length prefix); nothing is produced then, so the byte stream stays intact.
+        """
+        if self.state is State.CLOSED:
+            raise LocalProtocolError(f"cannot send {type(event).__name__}: connection is closed")
+        if self.state is State.ERROR and not isinstance(event, Error):
+            raise self._dead(f"send {type(event).__name__}")
+        try:
+            data = self._frame(event)
+        except LocalProtocolError as exc:
+            self._fail(exc)
+            raise
+        if isinstance(event, Hello):
+            self._hello = True
+        elif isinstance(event, Welcome):
             self.state = State.READY
             self.max_frame = min(self.max_frame, event.max_frame)
+        elif isinstance(event, Error):
+            self.state = State.CLOSED
+        return data
+
+    def _frame(self, event: Event) -> bytes:
+        ftype = _FRAME_OF.get(type(event))
+        if ftype is None:
+            raise LocalProtocolError(f"{type(event).__name__} is not a protocol event")
+        if ftype not in _SENDS.get((self.role, self.state), ()):
+            raise LocalProtocolError(
+                f"a {self.role.value} may not send {ftype.name} in state {self.state.value}"
+            )
+        if isinstance(event, Hello) and self._hello:
+            raise LocalProtocolError("HELLO was sent already")
+        if isinstance(event, Welcome) and not self._hello:
+            raise LocalProtocolError("WELCOME before the peer's HELLO")
+        if isinstance(event, Hello) and len(event.producer_id) != 16:
+            raise LocalProtocolError("HELLO producer_id must be 16 bytes")
+        if isinstance(event, Produce):
+            data = _encode_produce(event)
+        else:
+            try:
+                data = _encode_frame(ftype, _ENC.encode(event))
+            except (msgspec.EncodeError, TypeError, OverflowError) as exc:
+                raise LocalProtocolError(f"cannot encode {ftype.name}: {exc}") from exc
+        limit = self._limit()
+        if len(data) - 4 > limit:
+            raise LocalProtocolError(
+                f"{ftype.name} frame of {len(data) - 4} bytes exceeds the limit of {limit}"
+            )
         return data
 
     def close(self) -> None:
         """Mark the connection closed (after sending or receiving ERROR, or on I/O end)."""
         self.state = State.CLOSED
+
+
+def _encode_produce(event: Produce) -> bytes:
+    topic = event.topic.encode()
+    key = event.key.encode()
+    if not 0 <= event.correlation_id <= _MAX_U64:
+        raise LocalProtocolError(f"correlation id {event.correlation_id} is not a u64")
+    if len(topic) > _MAX_U16 or len(key) > _MAX_U16:
+        raise LocalProtocolError(f"PRODUCE topic or key longer than {_MAX_U16} bytes")
+    return _encode_frame(
+        FrameType.PRODUCE,
+        [
+            _PRODUCE.pack(event.correlation_id, len(topic)),
+            topic,
+            _KEY.pack(len(key)),
+            key,
+            event.batch,
+        ],
+    )
 
 
 def _decode_produce(payload: bytes) -> Produce:
@@ -329,7 +484,7 @@ def _decode_produce(payload: bytes) -> Produce:
         key = payload[pos : pos + klen].decode()
         pos += klen
     except (struct.error, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"malformed PRODUCE frame: {exc}", "bad_frame") from exc
+        raise BadFrame(f"malformed PRODUCE frame: {exc}") from exc
     if pos > len(payload) or len(topic.encode()) != tlen or len(key.encode()) != klen:
-        raise ProtocolError("malformed PRODUCE frame: lengths run past the frame", "bad_frame")
+        raise BadFrame("malformed PRODUCE frame: lengths run past the frame")
     return Produce(corr, topic, payload[pos:], key)

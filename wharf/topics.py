@@ -6,6 +6,8 @@ import re
 import zlib
 from typing import Final
 
+import msgspec
+
 from wharf.errors import InvalidArgument, InvalidTopicName
 
 _TOPIC_RE: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -46,3 +48,27 @@ def partition_for(key: str, partitions: int) -> int:
     land in the same partition and stay in order.
     """
     return zlib.crc32(key.encode("utf-8", "surrogatepass")) % partitions
+
+
+DAY_MS: Final = 86_400_000
+MIN_SEGMENT_BYTES: Final = 64 * 1024  # smaller segments would mean a file per few batches
+MAX_SEGMENT_BYTES: Final = 2**31  # positions in the index are 32-bit
+
+
+class TopicConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Topic settings. A negative retention means "keep forever" (as in Kafka)."""
+
+    partitions: int = 1
+    retention_ms: int = 7 * DAY_MS  # Kafka's default, by append time (see Partition)
+    retention_bytes: int = -1  # per partition
+    segment_bytes: int = 256 << 20  # smaller than Kafka's 1 GiB: faster recovery, finer retention
+    segment_ms: int = DAY_MS
+
+    def __post_init__(self) -> None:
+        validate_partitions(self.partitions)
+        if not MIN_SEGMENT_BYTES <= self.segment_bytes <= MAX_SEGMENT_BYTES:
+            raise InvalidArgument(
+                f"segment_bytes {self.segment_bytes} outside {MIN_SEGMENT_BYTES}..{MAX_SEGMENT_BYTES}"
+            )
+        if self.segment_ms <= 0:
+            raise InvalidArgument(f"segment_ms must be positive, got {self.segment_ms}")

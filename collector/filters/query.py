@@ -1,13 +1,25 @@
-"""A search: pattern, flags, time range and host/source globs. Pure; shared by CLI, API, store."""
+"""What a scan filters on: the line query (pattern, flags, time range, host/source globs), which
+prunes and matches batches before records exist, and the record predicate applied after it."""
 
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
+from typing import Protocol
 
 import msgspec
 
 from collector.filters.match import LineMatcher
 from wharf.errors import InvalidArgument
+from wharf.record import Record
+
+
+class Predicate(Protocol):
+    """A filter over whole records that the scan applies after the line query (``where``
+    expressions, levels): it needs the record's fields, so it runs on materialized records."""
+
+    def matches(self, record: Record) -> bool:
+        """Whether ``record`` is kept."""
+        ...
 
 
 class Query(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -16,7 +16,11 @@ from pathlib import Path
 
 import msgspec
 
+from collector.filters.query import Predicate, Query
+from collector.storage import scan as scanning
 from collector.storage.dedupe import HighWaterMarks, Verdict
+from collector.storage.line_bytes import LineBytes
+from collector.storage.scan import ScanHit, ScanStats, Watch
 from collector.storage.segment import Segment
 from collector.storage.topic_config import TopicConfig
 from wharf import batch as wb
@@ -64,6 +68,11 @@ class BatchRef:
     min_ts: int
     max_ts: int
 
+    @property
+    def stored_bytes(self) -> int:
+        """The batch's size on disk."""
+        return self.segment.entry_bytes(self.entry)[1]
+
 
 class Partition:
     """One partition directory: ``<topic>/<n>/``."""
@@ -84,6 +93,7 @@ class Partition:
         self.config = config
         self._lock = threading.Lock()  # guards the segment list against retention and rolls
         self.segments: list[Segment] = []
+        self._line_bytes = LineBytes()
         self.marks = HighWaterMarks()
         self.durable_offset = 0
         self.failure: str | None = None  # set when a write failed: the partition is offline
@@ -319,6 +329,28 @@ class Partition:
                 break
         return out
 
+    def scan(
+        self,
+        query: Query,
+        *,
+        predicate: Predicate | None = None,
+        from_offset: int | None = None,
+        to_offset: int | None = None,
+        stats: ScanStats | None = None,
+        watch: Watch | None = None,
+    ) -> Iterator[ScanHit]:
+        """Records matching ``query`` and ``predicate`` within ``[from_offset, to_offset)``, in
+        offset order (see ``collector.storage.scan``)."""
+        return scanning.scan(
+            self,
+            query,
+            predicate=predicate,
+            from_offset=from_offset,
+            to_offset=to_offset,
+            stats=stats,
+            watch=watch,
+        )
+
     def offset_for_time(self, ts: int) -> int:
         """First offset whose record ts is >= ``ts``; the end offset if there is none."""
         for ref in self.refs(min_ts=ts):
@@ -331,6 +363,13 @@ class Partition:
                 if t >= ts:
                     return ref.base_offset + i
         return self.durable_offset
+
+    def line_bytes(self) -> int:
+        """Raw bytes of the stored lines, newlines included, exact (reads each batch header
+        once; call it off the event loop)."""
+        with self._lock:
+            segments = list(self.segments)
+        return self._line_bytes.of_segments(segments)
 
     def info(self) -> PartitionInfo:
         """Offsets, size and time span."""

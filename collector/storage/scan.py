@@ -16,14 +16,16 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from collector.filters.match import LineMatcher
-from collector.filters.query import Query
-from collector.storage.partition import BatchRef, Partition
+from collector.filters.query import Predicate, Query
 from wharf import batch as wb
 from wharf.errors import CorruptBatch
 from wharf.record import Record
+
+if TYPE_CHECKING:  # the partition's own scan method calls this module
+    from collector.storage.partition import BatchRef, Partition
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ _POOL = ThreadPoolExecutor(
 )
 
 
-class Hit(NamedTuple):
+class ScanHit(NamedTuple):
     """One matching record and where it is stored."""
 
     partition: int
@@ -166,12 +168,14 @@ def scan(
     part: Partition,
     query: Query,
     *,
+    predicate: Predicate | None = None,
     from_offset: int | None = None,
     to_offset: int | None = None,
     stats: ScanStats | None = None,
     watch: Watch | None = None,
-) -> Iterator[Hit]:
-    """Matching records of one partition in offset order, within ``[from_offset, to_offset)``.
+) -> Iterator[ScanHit]:
+    """Records of one partition matching ``query`` and ``predicate``, in offset order, within
+    ``[from_offset, to_offset)``.
 
     A corrupt batch is logged, counted in ``stats.errors`` and skipped: the rest stays readable.
     """
@@ -200,14 +204,15 @@ def scan(
         ]
         if not idx:
             continue
-        stats.records_matched += len(idx)
         try:
             records = b.records(idx)
         except CorruptBatch as exc:
             stats.errors.append(exc)
             continue
         for i, rec in zip(idx, records, strict=True):
-            yield Hit(part.number, base + i, rec)
+            if predicate is None or predicate.matches(rec):
+                stats.records_matched += 1
+                yield ScanHit(part.number, base + i, rec)
 
 
 def count(

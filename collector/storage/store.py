@@ -16,7 +16,7 @@ import queue
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from enum import Enum
 from pathlib import Path
@@ -24,8 +24,11 @@ from typing import Final
 
 import msgspec
 
+from collector.filters.query import Predicate, Query
 from collector.storage.partition import AppendResult, Partition, PartitionInfo, wall_clock_ms
-from collector.storage.topic_config import TopicConfig
+from collector.storage.scan import ScanStats, Watch, count_partitions
+from collector.storage.topic_config import TopicConfig, load_topic_config, save_topic_config
+from collector.storage.workers import ScanWorkers
 from wharf import batch as wb
 from wharf.errors import (
     InvalidArgument,
@@ -112,12 +115,13 @@ class Store:
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._closed = False
         self._listeners: list[Callable[[str, int, int], None]] = []
+        self._workers: ScanWorkers | None = None
         (self.data_dir / "topics").mkdir(parents=True, exist_ok=True)
         for tdir in sorted((self.data_dir / "topics").iterdir()):
             if tdir.is_dir() and (tdir / "topic.toml").exists():
                 name = validate_topic(tdir.name)
                 self._topics[name] = _Topic(
-                    tdir, name, TopicConfig.load(tdir / "topic.toml"), clock_ms
+                    tdir, name, load_topic_config(tdir / "topic.toml"), clock_ms
                 )
         self._committer = threading.Thread(target=self._run, name="wharf-committer", daemon=True)
         self._committer.start()
@@ -139,7 +143,7 @@ class Store:
                 raise TopicExists(f"topic {name!r} exists already")
             tdir = self.data_dir / "topics" / name
             tdir.mkdir(parents=True, exist_ok=True)
-            config.save(tdir / "topic.toml")
+            save_topic_config(config, tdir / "topic.toml")
             self._topics[name] = _Topic(tdir, name, config, self.clock_ms)
         return self.describe(name)
 
@@ -218,6 +222,38 @@ class Store:
         """Stop calling ``callback`` (no error if it was not added). A commit already being
         announced may still call it once."""
         self._listeners = [cb for cb in self._listeners if cb != callback]
+
+    # -- counting -------------------------------------------------------------------------
+
+    def use_workers(self, workers: ScanWorkers | None) -> None:
+        """Count big scans on ``workers`` (processes reading the segment files); their
+        lifetime stays the caller's. ``None``: count in this process."""
+        self._workers = workers
+
+    def count(
+        self,
+        parts: Sequence[tuple[str, int]],
+        query: Query,
+        *,
+        predicate: Predicate | None = None,
+        stats: ScanStats | None = None,
+        watch: Watch | None = None,
+    ) -> list[int]:
+        """Records matching ``query`` and ``predicate`` in each ``(topic, partition)`` of
+        ``parts``: on the worker processes when the scan is big enough, else through one
+        read-ahead pipeline here. A predicate needs records: those are counted by scanning."""
+        stats = stats if stats is not None else ScanStats()
+        partitions = [self.partition(topic, number) for topic, number in parts]
+        if predicate is not None:
+            return [
+                sum(1 for _ in p.scan(query, predicate=predicate, stats=stats, watch=watch))
+                for p in partitions
+            ]
+        if self._workers is not None:
+            counts = self._workers.count_partitions(partitions, query, stats=stats, watch=watch)
+            if counts is not None:
+                return counts
+        return count_partitions(partitions, query, stats=stats, watch=watch)
 
     def flush(self) -> None:
         """Wait until everything submitted so far is durable."""

@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from collector.status_api import ingest_sessions
+from collector.http import ingest_sessions
 from shipper.transport import Producer
 from tests.cli.conftest import SHIPPED
 from tests.cli.helpers import LOGS, WHARF, Collector, assert_one_error_line, clean_env

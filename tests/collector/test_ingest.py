@@ -23,6 +23,7 @@ from tests.collector.helpers import IngestUnderTest
 from tests.storage.helpers import DATA, numbered
 from wharf import batch as wb
 from wharf import protocol as wp
+from wharf.errors import InvalidTopicName, Unauthorized, UnsupportedVersion, code_of
 from wharf.record import Record
 
 PID = uuid.UUID(int=7).bytes
@@ -227,3 +228,75 @@ def test_ship_a_real_log_then_every_line_is_stored(ingest: IngestUnderTest) -> N
     records = [r for b in part.read(0, 1 << 40) for r in b.records()]
     assert [r.line for r in records] == path.read_text().splitlines()
     assert records[0].fields["status"] == 200 and records[0].source == str(path)
+
+
+# -- errors as data: NACK and ERROR codes come from wharf.errors.TABLE ------------------------
+
+
+def _count(srv: IngestUnderTest, metric: str, reason: str) -> float:
+    value = srv.metrics.registry.get_sample_value(f"{metric}_total", {"reason": reason})
+    return value or 0.0
+
+
+def test_a_non_retriable_nack_fails_the_send_with_the_typed_cause(ingest: IngestUnderTest) -> None:
+    async def go() -> BaseException:
+        p = Producer([ingest.address], producer_id=PID, token="w-token", window=2)
+        try:
+            with pytest.raises(DeliveryError, match="invalid_topic") as exc:
+                await p.send("../x", _batches(1)[0])
+            ack = await p.send("t", _batches(1)[0])  # the connection goes on serving
+            assert ack.base_offset == 0 and p.reconnects == 0
+        finally:
+            await p.close()
+        return exc.value
+
+    err = ingest.loop.run(go())
+    assert isinstance(err.__cause__, InvalidTopicName)
+    assert code_of(err.__cause__) == "invalid_topic" and not err.__cause__.retriable
+    assert _count(ingest, "wharf_ingest_nacks", "invalid_topic") == 1
+
+
+def test_refused_handshakes_carry_the_tables_code_and_flag(ingest: IngestUnderTest) -> None:
+    s = socket.create_connection(("127.0.0.1", ingest.port), timeout=5)
+    s.sendall(wp.Connection(wp.Role.CLIENT).send(wp.Hello(99, PID, "w-token")))
+    ev = _reply(s)
+    s.close()
+    assert isinstance(ev, wp.Error)
+    assert (ev.code, ev.retriable) == ("unsupported_version", False)
+    assert isinstance(ev.to_error(), UnsupportedVersion)
+    s = _raw_session(ingest.port, "nope")
+    ev = _reply(s)
+    s.close()
+    assert isinstance(ev, wp.Error) and isinstance(ev.to_error(), Unauthorized)
+    assert _count(ingest, "wharf_ingest_protocol_errors", "unsupported_version") == 1
+    assert _count(ingest, "wharf_ingest_protocol_errors", "unauthorized") == 1
+
+
+def test_a_batch_past_the_announced_frame_limit_fails_alone(
+    ingest: IngestUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The protocol refuses locally to frame it (it would only get the connection killed), so
+    the shipper fails that batch for good and sends the others on a new connection."""
+    monkeypatch.setattr(wp, "MAX_FRAME", 8192)  # what the collector announces in WELCOME
+    small = _batches(2)
+    big = wb.build(
+        [Record(ts=1, line=os.urandom(20_000).hex(), host="h", file_id="big", offset=0)],
+        producer_id=PID,
+        spans=[wb.Span("big", 0, 40_000)],
+    )
+
+    async def go() -> tuple[list[wp.Ack | BaseException], int]:
+        p = Producer([ingest.address], producer_id=PID, token="w-token", window=4)
+        try:
+            sends = [p.send("t", small[0]), p.send("t", big), p.send("t", small[1])]
+            results = await asyncio.gather(*sends, return_exceptions=True)
+        finally:
+            await p.close()
+        return results, p.reconnects
+
+    (first, refused, last), reconnects = ingest.loop.run(go())
+    assert isinstance(first, wp.Ack) and isinstance(last, wp.Ack)
+    assert isinstance(refused, DeliveryError) and "cannot be sent" in str(refused)
+    assert isinstance(refused.__cause__, wp.LocalProtocolError)
+    assert reconnects >= 1
+    assert _stored_numbers(ingest) == list(range(40))

@@ -15,9 +15,8 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from collector.config import AuthSettings, CollectorConfig
-from collector.http_api import make_app
+from collector.http import SessionsProvider, make_app
 from collector.metrics import Metrics
-from collector.status_api import SessionsProvider
 from collector.storage import Store, TopicConfig
 from collector.storage.workers import ScanWorkers
 from parsers import get_parser
@@ -88,14 +87,15 @@ class LiveServer:
         self.loop.run_until_complete(self.loop.shutdown_default_executor())
 
     async def _start(self) -> None:
+        self.store.use_workers(self.scan_workers)
         app = make_app(
             self.store,
             self.config,
             self.metrics,
+            data_dir=self.store.data_dir,
             heartbeat_s=self.heartbeat_s,
             progress_s=self.progress_s,
             sessions=self.sessions,
-            scan_workers=self.scan_workers,
         )
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await self._runner.setup()

@@ -187,7 +187,7 @@ def test_group_bad_input(
 def test_unknown_group_and_damaged_file(server: LiveServer, store: Store) -> None:
     assert request(server.url, "GET", "/v1/groups/nobody") == (
         404,
-        {"error": "no consumer group 'nobody'"},
+        {"error": "no consumer group 'nobody'", "code": "unknown_group", "retriable": False},
     )
     status, body = request(server.url, "GET", "/v1/groups/..")
     assert status in (400, 404) and "error" in body

@@ -54,7 +54,11 @@ def test_create_and_delete(server: LiveServer, store: Store) -> None:
     assert request(server.url, "DELETE", "/v1/topics/nginx") == (200, {"deleted": "nginx"})
     assert store.topics() == []
     status, body = request(server.url, "DELETE", "/v1/topics/nginx")
-    assert status == 404 and body == {"error": "no topic 'nginx'"}
+    assert status == 404 and body == {
+        "error": "no topic 'nginx'",
+        "code": "unknown_topic",
+        "retriable": False,
+    }
 
 
 @pytest.mark.parametrize(
@@ -75,7 +79,10 @@ def test_create_rejects_bad_input(server: LiveServer, body: object, fragment: st
 
 
 def test_errors_are_json(server: LiveServer) -> None:
-    assert request(server.url, "GET", "/v1/topics/nope") == (404, {"error": "no topic 'nope'"})
+    assert request(server.url, "GET", "/v1/topics/nope") == (
+        404,
+        {"error": "no topic 'nope'", "code": "unknown_topic", "retriable": False},
+    )
     status, body = request(server.url, "GET", "/v1/topics/..")
     assert status in (400, 404) and "error" in body
     status, body = request(server.url, "GET", "/v1/nothing-here")

@@ -21,8 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from collector import offsets_api
-from collector.http_api import make_app
+from collector.http import make_app
 from collector.storage import Store, TopicConfig
 from tests.http.live import LiveServer
 from wharf import batch as wb
@@ -36,18 +35,22 @@ HOSTS = ("web-1", "web-2", "web-4")  # partitions 1, 0 and 2 of 3
 
 
 class ReplayServer(LiveServer):
-    """The real API plus ``collector.offsets_api`` (what the lead wires into ``make_app``).
-    With ``lookup=False`` the lookup answers 404, as a collector without it does."""
+    """The real API. With ``lookup=False`` the offset lookup answers 404, as a collector
+    without it does."""
 
     def __init__(self, store: Store, *, lookup: bool = True) -> None:
         super().__init__(store, heartbeat_s=0.3)
         self.lookup = lookup
 
     async def _start(self) -> None:
-        app = make_app(self.store, self.config, self.metrics, heartbeat_s=self.heartbeat_s)
-        if self.lookup:
-            offsets_api.register(app)
-        else:
+        app = make_app(
+            self.store,
+            self.config,
+            self.metrics,
+            data_dir=self.store.data_dir,
+            heartbeat_s=self.heartbeat_s,
+        )
+        if not self.lookup:
             app.middlewares.append(_no_lookup)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await self._runner.setup()

@@ -1,12 +1,12 @@
-"""Live tail: ``GET /v1/tail`` streams matching records as they become durable.
+"""Live tail over the storage interface: where each partition's tail starts, the cursor a
+client resumes from, reading what became durable since, and the last ``n`` records before.
 
-The store calls a listener on its committer thread after every durable commit; the hub turns
+The storage calls a listener on its own thread after every durable commit; ``TailHub`` turns
 that into an ``asyncio.Event`` per open tail (``call_soon_threadsafe``), so a tail wakes within
 a loop turn of the ack instead of polling. New records are read off the loop, from each
 partition's last sent offset to its durable end.
 
-Every few idle seconds a tail sends ``{"heartbeat": true, "cursor": "t:0:120,t:1:55"}`` (so
-proxies keep the stream open). The cursor is the next offset per partition; together with the
+The cursor (``topic:partition:offset,...``) is the next offset per partition; together with the
 offsets of the records received after it, a client can reconnect with ``from=`` and continue
 without a gap or a repeat, even across a collector restart.
 """
@@ -14,35 +14,18 @@ without a gap or a repeat, even across a collector restart.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Final
 
-from aiohttp import web
-
-from collector.http_util import (
-    CLIENT_CHECK_S,
-    CLOSING,
-    IO_POOL,
-    METRICS,
-    STORE,
-    client_gone,
-    encode_hit,
-    encode_line,
-    param_int,
-    param_list,
-    start_ndjson,
-)
 from collector.query.merge import iter_hits
-from collector.search import Filters, parse_filters
-from collector.storage import Store
-from collector.storage.scan import ScanStats, Watch, scan
-from wharf.errors import InvalidArgument, OffsetOutOfRange, UnknownTopic, WharfError
+from collector.query.search import hit_row
+from collector.query.selection import Selection
+from collector.storage.interface import Storage
+from collector.storage.scan import ScanStats, Watch
+from wharf.errors import InvalidArgument, OffsetOutOfRange, UnknownTopic
 
-# ``n`` (records shown before following) is capped: a tail is for watching, not for export.
-MAX_BACKFILL: Final = 10_000
 # One read sends at most this many records before the next read continues: bounds the memory
 # a burst can take and lets heartbeats and disconnect checks in between.
 _READ_RECORDS: Final = 5_000
@@ -63,10 +46,10 @@ class TailHub:
     def __init__(self) -> None:
         self._waiters: set[_Waiter] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._store: Store | None = None
+        self._store: Storage | None = None
         self._closed = False
 
-    def attach(self, store: Store, loop: asyncio.AbstractEventLoop) -> None:
+    def attach(self, store: Storage, loop: asyncio.AbstractEventLoop) -> None:
         """Listen to ``store``'s commits and wake waiters on ``loop``."""
         self._loop = loop
         self._store = store
@@ -110,10 +93,6 @@ class TailHub:
         self._waiters.discard(w)
 
 
-HUB: Final = web.AppKey("tail_hub", TailHub)
-HEARTBEAT_S: Final = web.AppKey("tail_heartbeat_s", float)
-
-
 def parse_cursor(text: str, topics: list[str]) -> dict[Position, int]:
     """``from=``: ``topic:partition:offset`` items, or ``partition:offset`` for a single topic."""
     out: dict[Position, int] = {}
@@ -139,7 +118,7 @@ def format_cursor(positions: dict[Position, int]) -> str:
 
 
 def start_positions(
-    store: Store, topics: list[str], resume: dict[Position, int]
+    store: Storage, topics: list[str], resume: dict[Position, int]
 ) -> dict[Position, int]:
     """Where each partition's tail starts: its durable end, or the resume offset when given
     (raised to the partition start if retention removed it meanwhile)."""
@@ -160,7 +139,7 @@ def start_positions(
     return positions
 
 
-def track_topics(store: Store, positions: dict[Position, int]) -> dict[Position, int]:
+def track_topics(store: Storage, positions: dict[Position, int]) -> dict[Position, int]:
     """For a tail of every topic: the partitions of topics created since it started join at
     their first offset (all they hold is new), those of deleted topics leave."""
     live = set(store.topics())
@@ -176,14 +155,13 @@ def track_topics(store: Store, positions: dict[Position, int]) -> dict[Position,
 
 
 def read_new(
-    store: Store, filters: Filters, positions: dict[Position, int], cancel: threading.Event
+    store: Storage, filters: Selection, positions: dict[Position, int], cancel: threading.Event
 ) -> tuple[bytes, dict[Position, int], bool]:
     """Matching records from ``positions`` to each durable end (worker thread): the NDJSON,
     the new positions, and whether more remain (the record budget ran out)."""
     out = bytearray()
     moved = dict(positions)
     budget = _READ_RECORDS
-    where = filters.predicate
     for (topic, p), pos in positions.items():
         part = store.partition(topic, p)
         end = part.durable_offset
@@ -192,17 +170,15 @@ def read_new(
         start = max(pos, part.start_offset)
         moved[(topic, p)] = end
         stats = ScanStats()
-        for h in scan(
-            part,
+        for h in part.scan(
             filters.query,
+            predicate=filters.predicate,
             from_offset=start,
             to_offset=end,
             stats=stats,
             watch=Watch(cancel),
         ):
-            if where is not None and not where.matches(h.record):
-                continue
-            out += encode_hit(topic, p, h.offset, h.record)
+            out += hit_row(topic, p, h.offset, h.record)
             budget -= 1
             if budget <= 0:
                 moved[(topic, p)] = h.offset + 1
@@ -211,7 +187,11 @@ def read_new(
 
 
 def backfill(
-    store: Store, filters: Filters, positions: dict[Position, int], n: int, cancel: threading.Event
+    store: Storage,
+    filters: Selection,
+    positions: dict[Position, int],
+    n: int,
+    cancel: threading.Event,
 ) -> bytes:
     """The last ``n`` matching records before ``positions``, oldest first (worker thread)."""
     hits = list(
@@ -229,77 +209,4 @@ def backfill(
             n,
         )
     )
-    return b"".join(encode_hit(h.topic, h.partition, h.offset, h.record) for h in reversed(hits))
-
-
-async def handle_tail(request: web.Request) -> web.StreamResponse:
-    """``GET /v1/tail``: the last ``n`` matching records, then new ones as they are acked.
-
-    Without ``topic=`` it tails every topic, including those created while it runs."""
-    app = request.app
-    store = app[STORE]
-    filters = parse_filters(request.query, store)
-    every_topic = not param_list(request.query, "topic")
-    n = param_int(request.query, "n", 0) or 0
-    if n > MAX_BACKFILL:
-        raise InvalidArgument(f"parameter n={n} exceeds {MAX_BACKFILL}")
-    resume = parse_cursor(request.query.get("from", ""), filters.topics)
-    heartbeat_s = app[HEARTBEAT_S]
-    positions = start_positions(store, filters.topics, resume)
-    hub, closing, pool = app[HUB], app[CLOSING], app[IO_POOL]
-    loop = asyncio.get_running_loop()
-    cancel = threading.Event()
-    # before the first read: no commit can be missed
-    waiter = hub.register(None if every_topic else filters.topics)
-    app[METRICS].tails_active.inc()
-    resp: web.StreamResponse | None = None
-    try:
-        resp = await start_ndjson(request)
-        if n and not resume:
-            await resp.write(
-                await loop.run_in_executor(pool, backfill, store, filters, positions, n, cancel)
-            )
-        await resp.write(encode_line({"heartbeat": True, "cursor": format_cursor(positions)}))
-        next_beat = loop.time() + heartbeat_s
-        while not closing.is_set():
-            waiter.event.clear()
-            if every_topic:
-                positions = track_topics(store, positions)
-            try:
-                chunk, positions, more = await loop.run_in_executor(
-                    pool, read_new, store, filters, positions, cancel
-                )
-            except UnknownTopic:
-                if not every_topic:
-                    raise
-                continue  # a topic went away under us: track_topics drops it next turn
-            if chunk:
-                await resp.write(chunk)
-            if more:
-                continue
-            while not waiter.event.is_set() and not closing.is_set():
-                if client_gone(request):
-                    return resp
-                now = loop.time()
-                if now >= next_beat:
-                    await resp.write(
-                        encode_line({"heartbeat": True, "cursor": format_cursor(positions)})
-                    )
-                    next_beat = now + heartbeat_s
-                wait = min(CLIENT_CHECK_S, max(0.0, next_beat - now))
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(wait):
-                        await waiter.event.wait()
-        return resp
-    except ConnectionError:  # the client went away
-        return resp if resp is not None else web.Response()
-    except WharfError as exc:  # e.g. the topic was deleted while tailed
-        if resp is None:
-            raise
-        with contextlib.suppress(ConnectionError):
-            await resp.write(encode_line({"error": str(exc)}))
-        return resp
-    finally:
-        cancel.set()
-        hub.unregister(waiter)
-        app[METRICS].tails_active.dec()
+    return b"".join(hit_row(h.topic, h.partition, h.offset, h.record) for h in reversed(hits))

@@ -1,0 +1,78 @@
+"""``/healthz``, ``/metrics`` and ``/v1/status``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from collector.http.keys import (
+    DATA_DIR,
+    INGEST_RATE,
+    METRICS,
+    SESSIONS,
+    STARTED_NS,
+    STORE,
+    in_pool,
+)
+from collector.query.describe import status_json
+from wharf.api import NoParams
+from wharf.errors import WharfError
+
+# /healthz waits this long for the storage to answer before saying 503.
+_HEALTH_TIMEOUT_S: Final = 5.0
+
+
+async def _health(request: web.Request) -> tuple[bool, str | None]:
+    """Whether the storage takes work (so an append would be acknowledged)."""
+    try:
+        async with asyncio.timeout(_HEALTH_TIMEOUT_S):
+            await in_pool(request, request.app[STORE].flush)
+    except TimeoutError:
+        return False, "store not answering"
+    except WharfError as exc:
+        return False, str(exc)
+    return True, None
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 once the storage takes writes, else 503 saying why."""
+    ok, error = await _health(request)
+    if not ok:
+        return web.json_response({"status": "unavailable", "error": error}, status=503)
+    return web.json_response({"status": "ok"})
+
+
+async def status(request: web.Request) -> web.Response:
+    """Health, topics with sizes, the ingest rate and connected shippers, in one answer (200
+    even when unhealthy: the body says so, and a status page must still render)."""
+    NoParams.from_params(request.query.items())
+    app = request.app
+    healthy = await _health(request)
+    provider = app[SESSIONS]
+    shippers = list(provider()) if provider is not None else None  # on the loop, like ingest
+    body = await in_pool(
+        request,
+        status_json,
+        app[STORE],
+        app[DATA_DIR],
+        app[INGEST_RATE],
+        app[STARTED_NS],
+        healthy,
+    )
+    body["shippers"] = shippers
+    registry = app[METRICS].registry
+    for key, metric in (
+        ("searches_active", "wharf_http_searches_active"),
+        ("tails_active", "wharf_http_tails_active"),
+    ):
+        body[key] = int(registry.get_sample_value(metric) or 0)
+    return web.json_response(body)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text."""
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,43 @@
+"""``GET /v1/search``: the request parsed into ``SearchRequest``, the scan on the search pool,
+its NDJSON rows streamed as they come (see ``collector.query.search``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from collector.http.keys import FEEDS, METRICS, PROGRESS_S, SCAN_POOL, STORE
+from collector.http.stream import Feed, pump
+from collector.query.search import run_search
+from collector.query.selection import select
+from wharf.api import SearchRequest
+
+log = logging.getLogger(__name__)
+
+
+async def search(request: web.Request) -> web.StreamResponse:
+    """NDJSON rows, then ``{"done": true, "stats": {...}}``."""
+    app = request.app
+    store = app[STORE]
+    spec = SearchRequest.from_params(request.query.items())
+    selection = select(store, spec)  # errors here get a status, before the stream starts
+    loop = asyncio.get_running_loop()
+    feed = Feed(loop)
+    app[FEEDS].add(feed)
+    worker = loop.run_in_executor(
+        app[SCAN_POOL], run_search, store, spec, selection, feed, app[METRICS], app[PROGRESS_S]
+    )
+    try:
+        return await pump(request, feed)
+    finally:
+        feed.cancel()
+        app[FEEDS].discard(feed)
+        worker.add_done_callback(_log_failure)
+
+
+def _log_failure(fut: Any) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.error("search worker failed", exc_info=fut.exception())
