@@ -355,7 +355,7 @@ class OffsetAnswer(msgspec.Struct):
     end_offset: int
 
 
-class PartitionInfo(msgspec.Struct):
+class PartitionInfo(msgspec.Struct, frozen=True):
     """A partition of a described topic (``end_offset``: the next offset to be written)."""
 
     partition: int
@@ -367,13 +367,13 @@ class PartitionInfo(msgspec.Struct):
     max_ts: int | None
 
 
-class PartitionSizes(PartitionInfo):
+class PartitionSizes(PartitionInfo, frozen=True):
     """A partition with the raw size of its lines (newlines included, exact)."""
 
     line_bytes: int
 
 
-class TopicInfo(msgspec.Struct):
+class TopicInfo(msgspec.Struct, frozen=True):
     """A topic: settings and partitions (the answer to a create)."""
 
     name: str

@@ -6,7 +6,7 @@ import msgspec
 from aiohttp import web
 
 from collector.http.keys import CONFIG, STORE, in_pool
-from collector.query.describe import all_topics, topic_info, topic_sizes
+from collector.query.describe import all_topics, topic_sizes
 from wharf.api import CreateTopic, NoParams, TopicList
 from wharf.errors import InvalidArgument
 from wharf.topics import TopicConfig
@@ -45,7 +45,7 @@ async def create_topic(request: web.Request) -> web.Response:
         raise InvalidArgument(f"topic {req.name!r}: {exc}") from None
     store = app[STORE]
     await in_pool(request, store.create_topic, req.name, config)
-    return _json(await in_pool(request, topic_info, store, req.name), status=201)
+    return _json(await in_pool(request, store.describe, req.name), status=201)
 
 
 async def delete_topic(request: web.Request) -> web.Response:

@@ -15,21 +15,11 @@ from pathlib import Path
 from typing import Any, Final
 
 from collector.storage.interface import Storage
-from wharf.api import PartitionInfo, PartitionSizes, TopicInfo, TopicSizes
+from wharf.api import PartitionSizes, TopicSizes
 from wharf.errors import WharfError
 
 # The ingest rate is records made durable over this many seconds, divided by them.
 RATE_WINDOW_S: Final = 60
-
-
-def topic_info(store: Storage, name: str) -> TopicInfo:
-    """A topic's settings and partitions (the answer to a create)."""
-    info = store.describe(name)
-    return TopicInfo(
-        info.name,
-        info.config,
-        [PartitionInfo(**_fields(p)) for p in info.partitions],
-    )
 
 
 def _fields(obj: Any) -> dict[str, Any]:

@@ -31,10 +31,10 @@ from concurrent.futures import Future
 from typing import Protocol
 
 from collector.filters.query import Predicate, Query
-from collector.storage.partition import AppendResult, PartitionInfo
+from collector.storage.partition import AppendResult
 from collector.storage.scan import ScanHit, ScanStats, Watch
-from collector.storage.store import TopicInfo
 from wharf import batch as wb
+from wharf.api import PartitionInfo, TopicInfo
 from wharf.topics import TopicConfig
 
 CommitListener = Callable[[str, int, int], None]

@@ -24,6 +24,7 @@ from collector.storage.scan import ScanHit, ScanStats, Watch
 from collector.storage.segment import Segment
 from collector.storage.topic_config import TopicConfig
 from wharf import batch as wb
+from wharf.api import PartitionInfo
 from wharf.errors import CorruptBatch, InvalidArgument, OffsetOutOfRange
 
 log = logging.getLogger(__name__)
@@ -43,18 +44,6 @@ class AppendResult(msgspec.Struct, frozen=True):
     base_offset: int
     record_count: int
     duplicate: bool = False
-
-
-class PartitionInfo(msgspec.Struct, frozen=True):
-    """What ``describe`` reports for one partition."""
-
-    partition: int
-    start_offset: int
-    end_offset: int
-    bytes: int
-    segments: int
-    min_ts: int | None
-    max_ts: int | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,14 +22,13 @@ from enum import Enum
 from pathlib import Path
 from typing import Final
 
-import msgspec
-
 from collector.filters.query import Predicate, Query
-from collector.storage.partition import AppendResult, Partition, PartitionInfo, wall_clock_ms
+from collector.storage.partition import AppendResult, Partition, wall_clock_ms
 from collector.storage.scan import ScanStats, Watch, count_partitions
 from collector.storage.topic_config import TopicConfig, load_topic_config, save_topic_config
 from collector.storage.workers import ScanWorkers
 from wharf import batch as wb
+from wharf.api import TopicInfo
 from wharf.errors import (
     InvalidArgument,
     StoreClosed,
@@ -53,14 +52,6 @@ class Fsync(Enum):
     ALWAYS = "always"  # fdatasync before every ack (shared by all appends of one turn)
     INTERVAL = "interval"  # fdatasync at most every ``fsync_interval_ms``; acks wait for it
     NEVER = "never"  # ack after write(): survives a process crash, not a power cut
-
-
-class TopicInfo(msgspec.Struct, frozen=True):
-    """A topic's settings and partitions."""
-
-    name: str
-    config: TopicConfig
-    partitions: list[PartitionInfo]
 
 
 class _Topic:
