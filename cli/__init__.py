@@ -27,6 +27,7 @@ _COMMANDS: Final[dict[str, tuple[str, str, str]]] = {
     "tail": ("cli.tail_cmd", "tail", "command"),
     "replay": ("cli.replay_cmd", "replay", "command"),
     "status": ("cli.status_cmd", "status", "command"),
+    "config": ("cli.config_cmd", "app", "group"),
 }
 
 

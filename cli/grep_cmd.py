@@ -2,33 +2,41 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Final
 
+import msgspec
 import typer
+from msgspec.structs import replace
 
 from cli._common import EXIT_ERROR, EXIT_MATCH, EXIT_NO_MATCH, user_errors
 from cli._records import (
-    Highlighter,
     Hosts,
     HttpUrl,
     Levels,
     Output,
-    Printer,
     Sources,
     Topics,
     Where,
-    filter_params,
+    build,
     output_format,
     quiet_broken_pipe,
     warn,
 )
 from cli.http_client import Client, Unreachable
+from cli.render import Highlighter, Printer, is_match
 from cli.timeparse import time_range
-from wharf.errors import InvalidArgument
-
-Params = list[tuple[str, str | int]]
+from wharf.api import (
+    ContextHit,
+    Done,
+    FileCount,
+    Hit,
+    Progress,
+    ProgressInfo,
+    Row,
+    SearchRequest,
+)
+from wharf.errors import RemoteError
 
 
 def grep(
@@ -120,57 +128,70 @@ def grep(
     try:
         with user_errors():
             fmt = output_format(output)
-            if limit is not None and limit < 1:
-                raise InvalidArgument(f"--limit must be at least 1, got {limit}")
-            if count and files:
-                raise InvalidArgument("give -c or -l, not both")
             lo, hi = time_range(since, start, end)
-            params = filter_params(topic, host, source, where, level)
-            params.append(("q", pattern))
-            params += [
-                (name, 1)
-                for name, on in (("fixed", fixed), ("icase", ignore_case), ("invert", invert))
-                if on
-            ]
-            if lo is not None:
-                params.append(("since", lo))
-            if hi is not None:
-                params.append(("until", hi))
+            b = before if before is not None else context
+            a = after if after is not None else context
+            options = {
+                "limit": "--limit",
+                "before": "-B" if before is not None else "-C",
+                "after": "-A" if after is not None else "-C",
+            }
+            # Everything the command line asked, checked as the collector checks it; each mode
+            # then sends the part it needs.
+            asked = build(
+                SearchRequest,
+                options,
+                rephrase=_REPHRASE,
+                topics=tuple(topic or ()),
+                q=pattern,
+                fixed=fixed,
+                icase=ignore_case,
+                invert=invert,
+                hosts=tuple(host or ()),
+                sources=tuple(source or ()),
+                levels=tuple(level or ()),
+                where=where or "",
+                since=lo,
+                until=hi,
+                limit=limit,
+                order="desc" if newest_first else "asc",
+                count=count,
+                files=files,
+                before=None if a is None and b is None else b or 0,
+                after=None if a is None and b is None else a or 0,
+                progress=_Progress.wanted(),
+            )
+            summary = replace(asked, limit=None, order="asc", before=None, after=None)
             client = Client(http)
-            progress = _Progress.wanted()
-            if progress:
-                params.append(("progress", 1))
             if quiet:
-                params.append(("limit", 1))
-                matched, damaged = _run(client, params, None, None)
+                req = replace(summary, count=False, files=False, limit=1)
+                matched, damaged = _run(client, req, None, None)
             elif count:
-                params.append(("count", 1))
-                matched, damaged = _print_count(client, params, fmt, progress)
+                matched, damaged = _print_count(client, summary, fmt)
             elif files:
-                params.append(("files", 1))
                 one_topic = topic is not None and len(set(topic)) == 1
-                matched, damaged = _print_files(client, params, fmt, progress, one_topic)
+                matched, damaged = _print_files(client, summary, fmt, one_topic)
             else:
-                b = before if before is not None else context
-                a = after if after is not None else context
-                if b is not None or a is not None:
-                    if newest_first:
-                        raise InvalidArgument("context lines (-A/-B/-C) read oldest first")
-                    params += [("before", b or 0), ("after", a or 0)]
-                if limit is not None:
-                    params.append(("limit", limit))
-                if newest_first:
-                    params.append(("order", "desc"))
                 highlight = None
                 if not invert and fmt == "text":
                     highlight = Highlighter(pattern, fixed=fixed, ignore_case=ignore_case)
                 printer = Printer(fmt, highlight=highlight)
-                matched, damaged = _run(client, params, printer, _Progress() if progress else None)
+                bar = _Progress() if asked.progress else None
+                matched, damaged = _run(client, asked, printer, bar)
     except KeyboardInterrupt:  # Ctrl-C: stop quietly, with the status a shell expects
         raise typer.Exit(130) from None
     if damaged:
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_MATCH if matched else EXIT_NO_MATCH)
+
+
+# The collector's words for a check, and the command line's.
+_REPHRASE: Final = {
+    "count=1 and files=1 exclude each other": "give -c or -l, not both",
+    "context lines (before/after) need order=asc": (
+        "context lines (-A/-B/-C) read oldest first: drop --newest-first"
+    ),
+}
 
 
 class _Progress:
@@ -184,13 +205,12 @@ class _Progress:
     def wanted() -> bool:
         return sys.stderr.isatty()
 
-    def update(self, p: dict[str, Any]) -> None:
+    def update(self, p: ProgressInfo) -> None:
         # The server sends the first one only once a scan has run for a while (half a second).
-        read, total = int(p.get("bytes_read", 0)), int(p.get("bytes_total", 0))
+        read, total = p.bytes_read, p.bytes_total
         share = f" of {_mb(total)} ({min(100, 100 * read // total)}%)" if total else ""
         text = (
-            f"wharf: scanned {_mb(read)}{share}, {int(p.get('matched', 0)):,} matches, "
-            f"{float(p.get('elapsed_ms', 0)) / 1000:.1f}s"
+            f"wharf: scanned {_mb(read)}{share}, {p.matched:,} matches, {p.elapsed_ms / 1000:.1f}s"
         )
         sys.stderr.write("\r\x1b[K" + text)
         sys.stderr.flush()
@@ -208,38 +228,40 @@ def _mb(n: int) -> str:
 
 
 def _run(
-    client: Client, params: Params, printer: Printer | None, progress: _Progress | None
+    client: Client, req: SearchRequest, printer: Printer | None, progress: _Progress | None
 ) -> tuple[int, bool]:
     """Stream a search, printing records (and ``--`` between context groups); returns the
     number of matches and whether damaged batches were skipped."""
     matched = 0
     damaged = False
     finished = False
-    group: object = None
+    group: int | None = None
     try:
         with quiet_broken_pipe():
-            for item in client.stream("/v1/search", params):
-                if "progress" in item:
+            for row in client.search(req):
+                if isinstance(row, Progress):
                     if progress is not None:
-                        progress.update(item["progress"])
+                        progress.update(row.progress)
                     continue
-                if "done" in item:
+                if isinstance(row, Done):
                     if progress is not None:
                         progress.clear()
-                    damaged = _report(item)
+                    damaged = _report(row)
                     finished = True
                     break
-                if item.get("match", True):
+                if not isinstance(row, Hit):
+                    raise RemoteError(f"{client.base_url}: unexpected row in a search: {row!r}")
+                if is_match(row):
                     matched += 1
                 if printer is None:
                     continue
                 if progress is not None:
                     progress.clear()
-                if "group" in item:
-                    if group is not None and item["group"] != group:
+                if isinstance(row, ContextHit):
+                    if group is not None and row.group != group:
                         printer.separator()
-                    group = item["group"]
-                printer.record(item)
+                    group = row.group
+                printer.record(row)
             if printer is not None:
                 printer.flush()
     finally:
@@ -250,62 +272,58 @@ def _run(
     return matched, damaged
 
 
-def _summary(
-    client: Client, params: Params, progress: bool
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    bar = _Progress() if progress else None
-    items: list[dict[str, Any]] = []
-    done: dict[str, Any] = {}
+def _summary(client: Client, req: SearchRequest) -> tuple[list[Row], Done]:
+    bar = _Progress() if req.progress else None
+    items: list[Row] = []
+    done: Done | None = None
     try:
-        for item in client.stream("/v1/search", params):
-            if "progress" in item:
+        for row in client.search(req):
+            if isinstance(row, Progress):
                 if bar is not None:
-                    bar.update(item["progress"])
-            elif "done" in item:
-                done = item
+                    bar.update(row.progress)
+            elif isinstance(row, Done):
+                done = row
             else:
-                items.append(item)
+                items.append(row)
     finally:
         if bar is not None:
             bar.clear()
-    if not done:
+    if done is None:
         raise Unreachable(f"{client.base_url}: the search answer ended before the search did")
     return items, done
 
 
-def _print_count(client: Client, params: Params, fmt: str, progress: bool) -> tuple[int, bool]:
-    _, done = _summary(client, params, progress)
-    total = int(done.get("count", 0))
+def _print_count(client: Client, req: SearchRequest, fmt: str) -> tuple[int, bool]:
+    _, done = _summary(client, req)
+    total = done.count or 0
     damaged = _report(done)
     with quiet_broken_pipe():
         print(f'{{"count": {total}}}' if fmt == "json" else total, flush=True)
     return total, damaged
 
 
-def _print_files(
-    client: Client, params: Params, fmt: str, progress: bool, one_topic: bool
-) -> tuple[int, bool]:
+def _print_files(client: Client, req: SearchRequest, fmt: str, one_topic: bool) -> tuple[int, bool]:
     """``host:source`` per source with a match (``topic/host:source`` unless one -t was given,
     so the same query always prints the same shape)."""
-    found, done = _summary(client, params, progress)
+    rows, done = _summary(client, req)
+    found = [r for r in rows if isinstance(r, FileCount)]
     damaged = _report(done)
     with quiet_broken_pipe():
         for f in found:
             if fmt == "json":
-                print(json.dumps(f, ensure_ascii=False))
+                print(msgspec.json.encode(f).decode())
             else:
-                prefix = "" if one_topic else f"{f['topic']}/"
-                print(f"{prefix}{f['host']}:{f['source']}")
+                prefix = "" if one_topic else f"{f.topic}/"
+                print(f"{prefix}{f.host}:{f.source}")
         sys.stdout.flush()
     return len(found), damaged
 
 
-def _report(done: dict[str, Any]) -> bool:
+def _report(done: Done) -> bool:
     """Warn about damaged batches; whether there were any."""
-    stats = done.get("stats")
-    if isinstance(stats, dict) and stats.get("errors"):
-        messages = stats.get("error_messages") or []
-        first = f": {messages[0]}" if isinstance(messages, list) and messages else ""
-        warn(f"{stats['errors']} damaged batch(es) were skipped{first}")
+    stats = done.stats
+    if stats.errors:
+        first = f": {stats.error_messages[0]}" if stats.error_messages else ""
+        warn(f"{stats.errors} damaged batch(es) were skipped{first}")
         return True
     return False

@@ -5,17 +5,18 @@ per partition, reset). A table on a terminal, one JSON object per line when pipe
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
-from urllib.parse import quote
+from typing import Annotated, Literal
 
+import msgspec
 import typer
 from rich.table import Table
 
 from cli._common import console, stdout_is_terminal, user_errors
 from cli._records import HttpUrl
-from cli.http_client import ApiError, Client
+from cli.http_client import Client, is_error
 from cli.timeparse import parse_time
-from wharf.errors import InvalidArgument
+from wharf.api import GroupInfo, ResetRequest
+from wharf.errors import InvalidArgument, UnknownGroup, WharfError
 
 app = typer.Typer(
     help="Consumer groups: committed offsets and lag; move them.", no_args_is_help=True
@@ -33,25 +34,24 @@ def _as_json(output: str) -> bool:
     return choice == "json" or (choice == "" and not stdout_is_terminal())
 
 
-def _group_path(group: str) -> str:
-    return f"/v1/groups/{quote(group, safe='')}"
-
-
-def _table(body: dict[str, Any], title: str | None = None) -> Table:
+def _table(info: GroupInfo, title: str | None = None) -> Table:
     table = Table(
-        "topic", "partition", "committed", "start", "end", "lag", title=title or body["group"]
+        "topic", "partition", "committed", "start", "end", "lag", title=title or info.group
     )
-    for row in body["offsets"]:
-        committed = row["committed"]
+    for row in info.offsets:
         table.add_row(
-            row["topic"],
-            str(row["partition"]),
-            "-" if committed is None else str(committed),
-            str(row["start_offset"]),
-            str(row["end_offset"]),
-            str(row["lag"]),
+            row.topic,
+            str(row.partition),
+            "-" if row.committed is None else str(row.committed),
+            str(row.start_offset),
+            str(row.end_offset),
+            str(row.lag),
         )
     return table
+
+
+def _topics(info: GroupInfo) -> list[str]:
+    return sorted({row.topic for row in info.offsets})
 
 
 @app.command("list")
@@ -67,19 +67,14 @@ def list_groups(output: Output = "", http: HttpUrl = None) -> None:
     with user_errors():
         as_json = _as_json(output)
         client = Client(http)
-        groups = [
-            client.get_json(_group_path(name)) for name in client.get_json("/v1/groups")["groups"]
-        ]
+        groups = [client.group(name) for name in client.groups().groups]
     if as_json:
         for g in groups:
-            topics = sorted({row["topic"] for row in g["offsets"]})
-            print(json.dumps({"group": g["group"], "topics": topics, "lag": g["lag"]}))
+            print(json.dumps({"group": g.group, "topics": _topics(g), "lag": g.lag}))
         return
     table = Table("group", "topics", "lag")
     for g in groups:
-        table.add_row(
-            g["group"], ", ".join(sorted({row["topic"] for row in g["offsets"]})), str(g["lag"])
-        )
+        table.add_row(g.group, ", ".join(_topics(g)), str(g.lag))
     console().print(table)
 
 
@@ -100,11 +95,11 @@ def describe(
     """
     with user_errors():
         as_json = _as_json(output)
-        body = Client(http).get_json(_group_path(group))
+        info = Client(http).group(group)
     if as_json:
-        print(json.dumps(body))
+        print(msgspec.json.encode(info).decode())
         return
-    console().print(_table(body, f"{body['group']}  (lag {body['lag']})"))
+    console().print(_table(info, f"{info.group}  (lag {info.lag})"))
 
 
 @app.command("reset")
@@ -170,43 +165,39 @@ def reset(
             raise InvalidArgument(f"--to-offset must be 0 or more, got {to_offset}")
         if partition is not None and partition < 0:
             raise InvalidArgument(f"--partition must be 0 or more, got {partition}")
-        target: dict[str, Any] = {}
-        if partition is not None:
-            target["partition"] = partition
-        if to_time is not None:
-            target["to_time"] = parse_time(to_time)
-        elif to_offset is not None:
-            target["to_offset"] = to_offset
-        else:
-            target["to"] = "earliest" if to_earliest else "latest"
+        to_ns = parse_time(to_time) if to_time is not None else None
+        to: Literal["earliest", "latest"] | None = None
+        if to_earliest or to_latest:
+            to = "earliest" if to_earliest else "latest"
         client = Client(http)
         try:
-            before = client.get_json(_group_path(group))
-        except ApiError as exc:
-            if exc.status != 404:
+            before = client.group(group)
+        except WharfError as exc:
+            if not is_error(exc, UnknownGroup):
                 raise
-            before = {"offsets": []}  # a new group: the reset creates it
-        topics = sorted(set(topic or {row["topic"] for row in before["offsets"]}))
+            before = GroupInfo(group, [], 0)  # a new group: the reset creates it
+        topics = sorted(set(topic or _topics(before)))
         if not topics:
             raise InvalidArgument(f"group {group!r} has no offsets yet: name the topic with -t")
         after = before
         for t in topics:
-            after = client.post_json(f"{_group_path(group)}/reset", {"topic": t, **target})
+            req = ResetRequest(t, partition=partition, to_offset=to_offset, to_time=to_ns, to=to)
+            after = client.reset(group, req)
     if as_json:
-        print(json.dumps(after))
+        print(msgspec.json.encode(after).decode())
         return
-    was = {(r["topic"], r["partition"]): r["committed"] for r in before["offsets"]}
+    was = {(r.topic, r.partition): r.committed for r in before.offsets}
     table = Table("topic", "partition", "was", "now", "end", "lag", title=f"{group}: reset")
-    for row in after["offsets"]:
-        if row["topic"] not in topics or (partition is not None and row["partition"] != partition):
+    for row in after.offsets:
+        if row.topic not in topics or (partition is not None and row.partition != partition):
             continue
-        old = was.get((row["topic"], row["partition"]))
+        old = was.get((row.topic, row.partition))
         table.add_row(
-            row["topic"],
-            str(row["partition"]),
+            row.topic,
+            str(row.partition),
             "-" if old is None else str(old),
-            str(row["committed"]),
-            str(row["end_offset"]),
-            str(row["lag"]),
+            str(row.committed),
+            str(row.end_offset),
+            str(row.lag),
         )
     console().print(table)

@@ -13,8 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from types import FrameType
-from typing import Annotated, Any, Final
-from urllib.parse import quote
+from typing import Annotated, Any, Final, TypeVar
 
 import typer
 from rich.progress import (
@@ -32,7 +31,8 @@ from rich.text import Text
 
 from cli._common import EXIT_ERROR, console, user_errors
 from cli._records import HttpUrl
-from cli.http_client import DEFAULT_TIMEOUT_S, ApiError, Client, Unreachable
+from cli.http_client import Client, Consumed, is_error
+from cli.render import FORMAT_HELP, encoder_for
 from cli.replay import (
     DEFAULT_BATCH,
     DONE,
@@ -47,13 +47,21 @@ from cli.replay import (
     SpeedPacer,
     TokenBucket,
     backoff_delay,
-    encoder_for,
     make_plan,
     select_partitions,
 )
 from cli.sinks import Sink, SinkClosed, WharfSink, open_sink
 from cli.timeparse import parse_duration, parse_time
-from wharf.errors import WharfError
+from wharf.api import CommitRequest, ConsumeRequest, Hit
+from wharf.errors import (
+    MethodNotAllowed,
+    NotFound,
+    OffsetOutOfRange,
+    UnknownGroup,
+    WharfError,
+)
+
+T = TypeVar("T")
 
 # Stored bytes per consume request: small enough that a replay over many partitions holds
 # little memory (the merge keeps one answer per partition), big enough to amortize the request.
@@ -126,7 +134,9 @@ def replay(
     ] = "stdout",
     output: Annotated[
         str,
-        typer.Option("-o", "--output", help="json, raw or logfmt (stdout, file and tcp sinks)."),
+        typer.Option(
+            "-o", "--output", help=f"{FORMAT_HELP} (stdout, file and tcp sinks; as wharf grep)."
+        ),
     ] = "json",
     batch: Annotated[
         int, typer.Option("--batch", help="Records per delivery (and per group commit).")
@@ -229,29 +239,23 @@ def replay(
 # -- planning (one request per question to the collector) -----------------------------------
 
 
-def _topic_path(topic: str) -> str:
-    return f"/v1/topics/{quote(topic, safe='')}"
-
-
 def _bounds(client: Client, topic: str) -> list[Bounds]:
-    info = client.get_json(_topic_path(topic))
     return [
-        Bounds(int(p["partition"]), int(p["start_offset"]), int(p["end_offset"]))
-        for p in info["partitions"]
+        Bounds(p.partition, p.start_offset, p.end_offset) for p in client.topic(topic).partitions
     ]
 
 
 def _committed(client: Client, group: str, topic: str) -> dict[int, int]:
     try:
-        body = client.get_json(f"/v1/groups/{quote(group, safe='')}")
-    except ApiError as exc:
-        if exc.status == 404:
+        info = client.group(group)
+    except WharfError as exc:
+        if is_error(exc, UnknownGroup):
             return {}  # a new group: it starts at the earliest offsets
         raise
     return {
-        int(row["partition"]): int(row["committed"])
-        for row in body.get("offsets", [])
-        if row.get("topic") == topic and row.get("committed") is not None
+        row.partition: row.committed
+        for row in info.offsets
+        if row.topic == topic and row.committed is not None
     }
 
 
@@ -263,14 +267,12 @@ def _offsets_for_time(
     out: dict[int, int] = {}
     for b in parts:
         try:
-            body = client.get_json(
-                f"{_topic_path(topic)}/partitions/{b.partition}/offset", [("time", ts)]
-            )
-        except ApiError as exc:
-            if exc.status in (404, 405):
+            answer = client.offset_for_time(topic, b.partition, ts)
+        except WharfError as exc:
+            if is_error(exc, NotFound) or is_error(exc, MethodNotAllowed):
                 return None
             raise
-        out[b.partition] = int(body["offset"])
+        out[b.partition] = answer.offset
     return out
 
 
@@ -483,12 +485,12 @@ class _Replay:
                 self._flush()
                 self._wait_for_records()
                 continue
-            assert isinstance(ev, dict)
+            assert isinstance(ev, Hit)
             wait = 0.0
             if self.bucket is not None:
                 wait = self.bucket.take(1)
             elif self.pacer is not None:
-                wait = self.pacer.delay(int(ev["ts"]))
+                wait = self.pacer.delay(ev.ts)
             if wait > 0:
                 self._flush()  # what is due goes now, before the pause
                 time.sleep(wait)
@@ -510,24 +512,22 @@ class _Replay:
                 self._commit(commits)
 
     def _commit(self, offsets: dict[int, int]) -> None:
-        assert self.opts.group is not None
-        path = f"/v1/groups/{quote(self.opts.group, safe='')}/commit"
+        group = self.opts.group
+        assert group is not None
         for p, off in sorted(offsets.items()):
             if self.committed.get(p) == off:
                 continue
-            body = {"topic": self.opts.topic, "partition": p, "offset": off}
-            self._retrying(partial(self.client.post_json, path, body))
+            req = CommitRequest(self.opts.topic, p, off)
+            self._retrying(partial(self.client.commit, group, req))
             self.committed[p] = off
 
     def _fetch(self, cur: Cursor) -> None:
-        path = f"{_topic_path(self.opts.topic)}/partitions/{cur.partition}/records"
-        params = [("offset", cur.position), ("max_bytes", FETCH_BYTES)]
+        req = ConsumeRequest(offset=cur.position, max_bytes=FETCH_BYTES)
+        read = partial(self.client.consume, self.opts.topic, cur.partition, req)
         try:
-            items = self._retrying(
-                lambda: list(self.client.stream(path, params, timeout=DEFAULT_TIMEOUT_S))
-            )
-        except ApiError as exc:
-            if exc.status != 416:
+            answer: Consumed = self._retrying(read)
+        except WharfError as exc:
+            if not is_error(exc, OffsetOutOfRange):
                 raise
             # Retention deleted what we were about to read: go on from the earliest kept.
             start = {b.partition: b for b in _bounds(self.client, self.opts.topic)}[
@@ -541,12 +541,8 @@ class _Replay:
                 "retention before they were read; skipping them"
             )
             return
-        if not items or "next_offset" not in items[-1]:
-            raise ApiError(0, f"{self.client.base_url}: a consume answer ended early")
-        tail = items[-1]
-        gap = self.merger.feed(
-            cur, items[:-1], int(tail["next_offset"]), int(tail.get("end_offset", 0))
-        )
+        end = answer.end
+        gap = self.merger.feed(cur, answer.records, end.next_offset, end.end_offset)
         if gap[1] > gap[0]:
             self.ui.note(
                 f"partition {cur.partition}: offsets {gap[0]}..{gap[1] - 1} are missing "
@@ -564,14 +560,17 @@ class _Replay:
         news = self.merger.update_ends({b.partition: b.end_offset for b in bounds})
         self._poll_s = POLL_MIN_S if news else min(self._poll_s * 2, POLL_MAX_S)
 
-    def _retrying(self, fn: Callable[[], Any]) -> Any:
-        """``fn()``, retried while the collector is unreachable, for ``--retry-for``."""
+    def _retrying(self, fn: Callable[[], T]) -> T:
+        """``fn()``, retried for ``--retry-for`` while it fails with an error a retry can help
+        (the collector unreachable, restarting, or its store unavailable for now)."""
         started = time.monotonic()
         attempt = 0
         while True:
             try:
                 return fn()
-            except Unreachable as exc:
+            except WharfError as exc:
+                if not exc.retriable:
+                    raise
                 attempt += 1
                 delay = backoff_delay(attempt - 1, 0.2, 5.0)
                 if time.monotonic() - started + delay > self.opts.retry_for_s:

@@ -40,6 +40,7 @@ from typing import Any, BinaryIO, Final, Protocol
 from urllib.parse import urlsplit
 
 from cli.replay import SinkBatch, SinkSpec, backoff_delay, parse_retry_after
+from wharf.api import Hit
 from wharf.errors import WharfError
 
 Notify = Callable[[str], None]
@@ -388,22 +389,22 @@ class WharfSink:
         from wharf import batch as wb  # noqa: PLC0415 (lazy: only the wharf sink needs the shipper transport and the batch codec)
         from wharf.record import Record  # noqa: PLC0415 (lazy: only the wharf sink needs the shipper transport and the batch codec)
 
-        groups: dict[tuple[int, str], list[Any]] = {}
+        groups: dict[tuple[int, str], list[Hit]] = {}
         for rec in batch.records:
-            groups.setdefault((int(rec["partition"]), str(rec.get("host", ""))), []).append(rec)
+            groups.setdefault((rec.partition, rec.host), []).append(rec)
         out = []
         for (partition, host), recs in groups.items():
             file_id = f"replay:{self.src_topic}:{partition}:{host}"
             records = [
                 Record(
-                    ts=int(r["ts"]),
-                    line=str(r.get("line", "")),
+                    ts=r.ts,
+                    line=r.line,
                     host=host,
-                    source=str(r.get("source", "")),
-                    fields=dict(r.get("fields") or {}),
-                    level=r.get("level") or None,
+                    source=r.source,
+                    fields=dict(r.fields),
+                    level=r.level or None,
                     file_id=file_id,
-                    offset=int(r["offset"]),
+                    offset=r.offset,
                 )
                 for r in recs
             ]

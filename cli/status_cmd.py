@@ -42,12 +42,13 @@ def status(
     with user_errors():
         if output not in ("", "text", "json"):
             raise InvalidArgument(f"unknown output format {output!r}: use text or json")
-        info: dict[str, Any] = Client(http).get_json("/v1/status")
+        client = Client(http)
+        info = client.status()
     healthy = info.get("status") == "ok"
     if output == "json" or (output == "" and not stdout_is_terminal()):
         print(json.dumps(info))
     else:
-        _show(info, Client(http).base_url if http is None else http)
+        _show(info, client.base_url if http is None else http)
     raise typer.Exit(EXIT_MATCH if healthy else EXIT_NO_MATCH)
 
 

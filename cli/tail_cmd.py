@@ -7,24 +7,25 @@ import time
 from typing import Annotated, Any, Final
 
 import typer
+from msgspec.structs import replace
 
 from cli._common import EXIT_MATCH, user_errors
 from cli._records import (
-    Highlighter,
     Hosts,
     HttpUrl,
     Levels,
     Output,
-    Printer,
     Sources,
     Topics,
     Where,
-    filter_params,
+    build,
     output_format,
     quiet_broken_pipe,
 )
-from cli.http_client import Client, Unreachable
-from wharf.errors import InvalidArgument
+from cli.http_client import Client
+from cli.render import Highlighter, Printer
+from wharf.api import Heartbeat, Hit, SearchRequest, TailRequest
+from wharf.errors import InvalidArgument, WharfError
 
 # Without a line (records or heartbeat) for this long, the connection is taken as dead and
 # re-opened from the last position. The collector sends heartbeats every few seconds.
@@ -71,12 +72,24 @@ def tail(
     """
     with user_errors():
         fmt = output_format(output)
-        if lines < 0:
-            raise InvalidArgument(f"-n must be 0 or more, got {lines}")
-        params = filter_params(topic, host, source, where, level)
-        if regex:
-            params.append(("q", regex))
-        params += [(name, 1) for name, on in (("fixed", fixed), ("icase", ignore_case)) if on]
+        filters: dict[str, Any] = {
+            "topics": tuple(topic or ()),
+            "q": regex or "",
+            "fixed": fixed,
+            "icase": ignore_case,
+            "hosts": tuple(host or ()),
+            "sources": tuple(source or ()),
+            "levels": tuple(level or ()),
+            "where": where or "",
+        }
+        req: SearchRequest | TailRequest
+        if no_follow:
+            # The newest N by a search: no backfill cap, unlike a live tail's n.
+            if lines < 0:
+                raise InvalidArgument(f"-n must be 0 or more, got {lines}")
+            req = build(SearchRequest, {}, **filters, order="desc", limit=lines or None)
+        else:
+            req = build(TailRequest, {"n": "-n"}, **filters, n=lines)
         client = Client(http)
         highlight = (
             Highlighter(regex, fixed=fixed, ignore_case=ignore_case)
@@ -85,62 +98,59 @@ def tail(
         )
         printer = Printer(fmt, highlight=highlight)
         with quiet_broken_pipe():
-            if no_follow:
-                _last(client, params, lines, printer)
+            if isinstance(req, SearchRequest):
+                if lines:
+                    _last(client, req, printer)
             else:
                 try:
-                    _follow(client, params, lines, printer)
+                    _follow(client, req, printer)
                 except KeyboardInterrupt:
                     printer.flush()
                     raise typer.Exit(130) from None
     raise typer.Exit(EXIT_MATCH)
 
 
-def _last(client: Client, params: list[tuple[str, str | int]], n: int, printer: Printer) -> None:
-    if n == 0:
-        return
-    newest: list[dict[str, Any]] = []
-    for item in client.stream("/v1/search", [*params, ("order", "desc"), ("limit", n)]):
-        if "done" not in item:
-            newest.append(item)
-    for rec in reversed(newest):
-        printer.record(rec)
+def _last(client: Client, req: SearchRequest, printer: Printer) -> None:
+    newest = [row for row in client.search(req) if isinstance(row, Hit)]
+    for hit in reversed(newest):
+        printer.record(hit)
     printer.flush()
 
 
-def _follow(client: Client, params: list[tuple[str, str | int]], n: int, printer: Printer) -> None:
+def _follow(client: Client, first: TailRequest, printer: Printer) -> None:
     positions: dict[tuple[str, int], int] = {}
-    first = True
+    started = False
     delay = _RETRY_MIN_S
     while True:
-        query = [*params]
-        if first:
-            query.append(("n", n))
-        elif positions:
-            query.append(
-                ("from", ",".join(f"{t}:{p}:{o}" for (t, p), o in sorted(positions.items())))
-            )
+        # Reconnecting: from where the last record or heartbeat left off, no backfill again.
+        req = first if not started else replace(first, n=0, cursor=_format_cursor(positions))
         try:
-            for item in client.stream("/v1/tail", query, timeout=_STALL_S):
-                first = False
+            for row in client.tail(req, stall_s=_STALL_S):
+                started = True
                 delay = _RETRY_MIN_S
-                if item.get("heartbeat"):
-                    positions.update(_cursor(str(item.get("cursor", ""))))
+                if isinstance(row, Heartbeat):
+                    positions.update(_cursor(row.cursor))
                     printer.flush()
                     continue
-                printer.record(item)
+                if not isinstance(row, Hit):
+                    continue  # a tail sends records and heartbeats; nothing else is shown
+                printer.record(row)
                 printer.flush()  # live: a pipe reader sees each record as it arrives
-                positions[(str(item["topic"]), int(item["partition"]))] = int(item["offset"]) + 1
-            if first:
+                positions[(row.topic, row.partition)] = row.offset + 1
+            if not started:
                 return  # the stream ended before it began: nothing to resume
             print("wharf: the collector closed the stream; reconnecting", file=sys.stderr)
-        except Unreachable as exc:
-            if first:
+        except WharfError as exc:  # a restart: unreachable, or its store closing under us
+            if not started or not exc.retriable:
                 raise
             printer.flush()
             print(f"wharf: {exc}; reconnecting", file=sys.stderr)
         time.sleep(delay)
         delay = min(delay * 2, _RETRY_MAX_S)
+
+
+def _format_cursor(positions: dict[tuple[str, int], int]) -> str:
+    return ",".join(f"{t}:{p}:{o}" for (t, p), o in sorted(positions.items()))
 
 
 def _cursor(text: str) -> dict[tuple[str, int], int]:

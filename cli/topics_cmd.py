@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
-from urllib.parse import quote
+from typing import Annotated
 
 import msgspec
 import typer
@@ -17,7 +15,9 @@ from cli._common import console, stdout_is_terminal, user_errors
 from cli._records import HttpUrl, complete_topic
 from cli.http_client import Client
 from cli.timeparse import parse_duration
+from wharf.api import CreateTopic, TopicSizes
 from wharf.errors import InvalidArgument
+from wharf.topics import TopicConfig
 
 app = typer.Typer(help="List, describe, create and delete topics.", no_args_is_help=True)
 
@@ -25,8 +25,7 @@ DataDir = Annotated[
     Path | None,
     typer.Option(
         "--data-dir",
-        help="Read this data directory directly instead of asking the collector (offline use; "
-        "no compression figures).",
+        help="Read this data directory directly instead of asking the collector (offline use).",
     ),
 ]
 Output = Annotated[str, typer.Option("-o", "--output", help="table or json.")]
@@ -90,36 +89,29 @@ def ratio(raw: object, stored: object) -> str:
     return f"{raw / stored:.1f}x"
 
 
-def _retention(config: dict[str, Any]) -> str:
-    by_age = human_ms(config.get("retention_ms"))
-    size = config.get("retention_bytes")
-    by_size = human_bytes(size) + "/partition" if isinstance(size, int) and size >= 0 else ""
+def _retention(config: TopicConfig) -> str:
+    by_age = human_ms(config.retention_ms)
+    size = config.retention_bytes
+    by_size = human_bytes(size) + "/partition" if size >= 0 else ""
     return ", ".join(x for x in (by_age, by_size) if x)
+
+
+def _print_json(answer: msgspec.Struct) -> None:
+    print(msgspec.json.encode(answer).decode())
 
 
 # -- commands -------------------------------------------------------------------------------
 
 
-def _offline(data_dir: Path, topic: str | None) -> list[dict[str, Any]]:
+def _offline(data_dir: Path, topic: str | None) -> list[TopicSizes]:
+    """What the collector would answer, read from its data directory (the same code)."""
+    from collector.query.describe import all_topics, topic_sizes  # noqa: PLC0415 (lazy: only --data-dir opens the store)
     from collector.storage import Store  # noqa: PLC0415 (lazy: only --data-dir opens the store)
 
     if not (data_dir / "topics").is_dir():
         raise InvalidArgument(f"{data_dir} is not a Wharf data directory (no topics/ inside)")
     with Store(data_dir) as store:
-        infos = [store.describe(topic)] if topic is not None else list(store.iter_topics())
-    out = []
-    for info in infos:
-        data = msgspec.to_builtins(info)
-        assert isinstance(data, dict)
-        parts = data["partitions"]
-        data["records"] = sum(p["end_offset"] - p["start_offset"] for p in parts)
-        data["bytes"] = sum(p["bytes"] for p in parts)
-        lows = [p["min_ts"] for p in parts if p["min_ts"] is not None]
-        highs = [p["max_ts"] for p in parts if p["max_ts"] is not None]
-        data["min_ts"] = min(lows) if lows else None
-        data["max_ts"] = max(highs) if highs else None
-        out.append(data)
-    return out
+        return [topic_sizes(store, topic)] if topic is not None else all_topics(store)
 
 
 def _as_json(output: str) -> bool:
@@ -140,27 +132,24 @@ def list_topics(data_dir: DataDir = None, output: Output = "", http: HttpUrl = N
     """
     with user_errors():
         as_json = _as_json(output)
-        if data_dir is not None:
-            topics = _offline(data_dir, None)
-        else:
-            topics = list(Client(http).get_json("/v1/topics")["topics"])
+        topics = _offline(data_dir, None) if data_dir else Client(http).topics().topics
     if as_json:
         for t in topics:
-            print(json.dumps(t))
+            _print_json(t)
         return
     table = Table(
         "topic", "partitions", "records", "on disk", "raw", "ratio", "time span", "retention"
     )
     for t in topics:
         table.add_row(
-            t["name"],
-            str(len(t["partitions"])),
-            f"{t.get('records', 0):,}",
-            human_bytes(t.get("bytes")),
-            human_bytes(t.get("line_bytes")),
-            ratio(t.get("line_bytes"), t.get("bytes")),
-            human_span(t.get("min_ts"), t.get("max_ts")),
-            _retention(t.get("config", {})),
+            t.name,
+            str(len(t.partitions)),
+            f"{t.records:,}",
+            human_bytes(t.bytes),
+            human_bytes(t.line_bytes),
+            ratio(t.line_bytes, t.bytes),
+            human_span(t.min_ts, t.max_ts),
+            _retention(t.config),
         )
     console().print(table)
 
@@ -179,42 +168,39 @@ def describe(
     """
     with user_errors():
         as_json = _as_json(output)
-        if data_dir is not None:
-            info = _offline(data_dir, topic)[0]
-        else:
-            info = Client(http).get_json(f"/v1/topics/{quote(topic, safe='')}")
+        info = _offline(data_dir, topic)[0] if data_dir else Client(http).topic(topic)
     if as_json:
-        print(json.dumps(info))
+        _print_json(info)
         return
-    config = info.get("config", {})
+    config = info.config
     out = console()
-    out.print(f"[bold]{info['name']}[/bold]")
+    out.print(f"[bold]{info.name}[/bold]")
     summary = [
-        ("records", f"{info.get('records', 0):,}"),
-        ("on disk", human_bytes(info.get("bytes"))),
-        ("raw lines", human_bytes(info.get("line_bytes"))),
-        ("compression", ratio(info.get("line_bytes"), info.get("bytes"))),
-        ("time span", human_span(info.get("min_ts"), info.get("max_ts"))),
+        ("records", f"{info.records:,}"),
+        ("on disk", human_bytes(info.bytes)),
+        ("raw lines", human_bytes(info.line_bytes)),
+        ("compression", ratio(info.line_bytes, info.bytes)),
+        ("time span", human_span(info.min_ts, info.max_ts)),
         ("retention", _retention(config)),
-        ("segments roll at", f"{human_bytes(config.get('segment_bytes'))} or "
-                             f"{human_ms(config.get('segment_ms'))}"),
+        ("segments roll at", f"{human_bytes(config.segment_bytes)} or "
+                             f"{human_ms(config.segment_ms)}"),
     ]  # fmt: skip
     for key, value in summary:
         out.print(f"  {key:<17}{value}")
     table = Table(
         "partition", "start", "end", "records", "on disk", "raw", "ratio", "segments", "time span"
     )
-    for p in info["partitions"]:
+    for p in info.partitions:
         table.add_row(
-            str(p["partition"]),
-            str(p["start_offset"]),
-            str(p["end_offset"]),
-            f"{p['end_offset'] - p['start_offset']:,}",
-            human_bytes(p.get("bytes")),
-            human_bytes(p.get("line_bytes")),
-            ratio(p.get("line_bytes"), p.get("bytes")),
-            str(p.get("segments", "-")),
-            human_span(p.get("min_ts"), p.get("max_ts")),
+            str(p.partition),
+            str(p.start_offset),
+            str(p.end_offset),
+            f"{p.end_offset - p.start_offset:,}",
+            human_bytes(p.bytes),
+            human_bytes(p.line_bytes),
+            ratio(p.line_bytes, p.bytes),
+            str(p.segments),
+            human_span(p.min_ts, p.max_ts),
         )
     out.print(table)
 
@@ -245,20 +231,22 @@ def create(
     """
     with user_errors():
         as_json = _as_json(output)
-        body: dict[str, Any] = {"name": topic}
-        if partitions is not None:
-            body["partitions"] = partitions
+        retention_ms = None
         if retention is not None:
             forever = retention.strip().lower() in ("forever", "-1", "infinite")
-            body["retention_ms"] = -1 if forever else parse_duration(retention) // 1_000_000
-        if retention_bytes is not None:
-            body["retention_bytes"] = retention_bytes
-        info = Client(http).post_json("/v1/topics", body)
+            retention_ms = -1 if forever else parse_duration(retention) // 1_000_000
+        req = CreateTopic(
+            topic,
+            partitions=partitions,
+            retention_ms=retention_ms,
+            retention_bytes=retention_bytes,
+        )
+        info = Client(http).create_topic(req)
     if as_json:
-        print(json.dumps(info))
+        _print_json(info)
     else:
         console().print(
-            f"created topic [bold]{info['name']}[/bold] with {len(info['partitions'])} partition(s)"
+            f"created topic [bold]{info.name}[/bold] with {len(info.partitions)} partition(s)"
         )
 
 
@@ -278,20 +266,18 @@ def delete(
     """
     with user_errors():
         client = Client(http)
-        path = f"/v1/topics/{quote(topic, safe='')}"
         if not yes:
-            info = client.get_json(path)  # an unknown topic fails here, before asking
+            info = client.topic(topic)  # an unknown topic fails here, before asking
             if not sys.stdin.isatty():
                 raise InvalidArgument(
                     f"refusing to delete topic {topic!r} without --yes (no terminal to ask on)"
                 )
-            records = sum(p["end_offset"] - p["start_offset"] for p in info["partitions"])
             question = (
-                f"Delete topic {topic!r} and its {records:,} records "
-                f"({human_bytes(info.get('bytes'))})? This cannot be undone"
+                f"Delete topic {topic!r} and its {info.records:,} records "
+                f"({human_bytes(info.bytes)})? This cannot be undone"
             )
             if not typer.confirm(question, default=False, err=True):
                 print("wharf: nothing deleted", file=sys.stderr)
                 raise typer.Exit(1)
-        client.delete(path)
+        client.delete_topic(topic)
     print(f"deleted topic {topic}")

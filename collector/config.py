@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -88,32 +89,63 @@ class CollectorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     limits: LimitSettings = LimitSettings()
 
     def check(self) -> None:
-        """Refuse a configuration that would expose an unauthenticated listener."""
+        """Refuse a configuration that would expose an unauthenticated listener (raises
+        ``InvalidArgument`` on the first problem)."""
+        for _, _, sentence in self._checks():
+            raise InvalidArgument(sentence)
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        """Every problem ``check()`` looks for, as ``(key path, message)``: what
+        ``wharf config check`` lists, where ``check()`` stops at the first."""
+        for path, message, _ in self._checks():
+            yield path, message
+
+    def _checks(self) -> Iterator[tuple[str, str, str]]:
+        """``(key path, message, sentence)`` per problem, in order; the sentence is the text
+        ``check()`` has always raised."""
         for name, addr in (("listen", self.listen), ("http", self.http)):
+            bad = _host_port_problem(addr)
+            if bad is not None:
+                yield name, bad, f"{name} {bad}"
+                continue
             host, _ = split_host_port(addr, name)
             tokens = self.auth.write_tokens if name == "listen" else self.auth.read_tokens
             if not _is_loopback(host) and not tokens and not self.allow_insecure_remote:
-                raise InvalidArgument(
-                    f"{name} = {addr!r} is not a loopback address and no "
+                message = (
+                    f"{addr!r} is not a loopback address and no "
                     f"{'write' if name == 'listen' else 'read'} token is set: refusing to serve "
                     "unauthenticated clients off this host (set auth tokens, or "
                     "allow_insecure_remote = true)"
                 )
+                yield name, message, f"{name} = {message}"
         if bool(self.tls.cert) != bool(self.tls.key):
-            raise InvalidArgument("tls.cert and tls.key must be given together")
-        if self.search.processes < 0:
-            raise InvalidArgument(
-                f"search.processes must be 0 (one per core) or more, got {self.search.processes}"
+            given, other = ("cert", "key") if self.tls.cert else ("key", "cert")
+            yield (
+                f"tls.{given}",
+                f"must be given together with tls.{other}",
+                "tls.cert and tls.key must be given together",
             )
+        if self.search.processes < 0:
+            message = f"must be 0 (one per core) or more, got {self.search.processes}"
+            yield "search.processes", message, f"search.processes {message}"
 
 
 def split_host_port(addr: str, what: str = "address") -> tuple[str, int]:
     """``"host:port"`` (``[v6]:port`` too) → ``(host, port)``, with a clear error."""
+    bad = _host_port_problem(addr)
+    if bad is not None:
+        raise InvalidArgument(f"{what} {bad}")
+    host, _, port = addr.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _host_port_problem(addr: str) -> str | None:
+    """What is wrong with ``addr`` as ``HOST:PORT``, or ``None``."""
     host, sep, port = addr.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise InvalidArgument(f"{what} {addr!r} is not HOST:PORT")
-    return host, int(port)
+        return f"{addr!r} is not HOST:PORT"
+    return None
 
 
 def _is_loopback(host: str) -> bool:

@@ -12,6 +12,7 @@ import socket
 import ssl
 import tomllib
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -169,13 +170,28 @@ class ShipperConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
         return self.host or socket.gethostname()
 
     def check(self) -> None:
-        """Cross-key checks msgspec cannot express; raises ``InvalidArgument``."""
+        """Cross-key checks msgspec cannot express; raises ``InvalidArgument`` on the first."""
+        for _, _, sentence in self._checks():
+            raise InvalidArgument(sentence)
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        """Every cross-key problem as ``(key path, message)``, e.g. ``("inputs[1].topic",
+        "invalid topic name ...")``: what ``wharf config check`` lists, where ``check()``
+        stops at the first."""
+        for path, message, _ in self._checks():
+            yield path, message
+
+    def _checks(self) -> Iterator[tuple[str, str, str]]:
+        """``(key path, message, sentence)`` per problem, in ``check()``'s order. The sentence
+        is the text ``check()`` has always raised; most are ``"path: message"``."""
         if not self.collectors:
-            raise InvalidArgument("collectors: at least one HOST:PORT is needed")
-        for addr in self.collectors:
-            _host_port(addr, "collectors")
-        if self.metrics_listen:
-            _host_port(self.metrics_listen, "metrics_listen")
+            yield _problem("collectors", "at least one HOST:PORT is needed")
+        for i, addr in enumerate(self.collectors):
+            if not _is_host_port(addr):
+                message = f"{addr!r} is not HOST:PORT"
+                yield f"collectors[{i}]", message, f"collectors: {message}"
+        if self.metrics_listen and not _is_host_port(self.metrics_listen):
+            yield _problem("metrics_listen", f"{self.metrics_listen!r} is not HOST:PORT")
         positive = {
             "batch_bytes": self.batch_bytes,
             "window": self.window,
@@ -190,47 +206,21 @@ class ShipperConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
         }
         for key, value in positive.items():
             if value <= 0:
-                raise InvalidArgument(f"{key} must be positive, got {value}")
+                yield _problem(key, f"must be positive, got {value}", sep=" ")
         if self.spool_max_bytes < 0:
-            raise InvalidArgument("spool_max_bytes must be >= 0 (0: no spool)")
+            yield _problem("spool_max_bytes", "must be >= 0 (0: no spool)", sep=" ")
         if self.max_line_bytes > 32 << 20:
-            raise InvalidArgument("max_line_bytes above 32 MiB would not fit in a batch")
+            yield _problem("max_line_bytes", "above 32 MiB would not fit in a batch", sep=" ")
         if bool(self.tls.cert) != bool(self.tls.key):
-            raise InvalidArgument("tls.cert and tls.key must be given together")
+            given, other = ("cert", "key") if self.tls.cert else ("key", "cert")
+            yield (
+                f"tls.{given}",
+                f"must be given together with tls.{other}",
+                "tls.cert and tls.key must be given together",
+            )
         names: set[str] = set()
         for i, inp in enumerate(self.inputs):
-            where = f"inputs[{i}]"
-            if not inp.paths:
-                raise InvalidArgument(f"{where}.paths: at least one glob is needed")
-            for p in inp.paths:
-                if not Path(p).is_absolute():
-                    raise InvalidArgument(f"{where}.paths: {p!r} is not an absolute path")
-            try:
-                validate_topic(inp.topic)
-            except Exception as exc:
-                raise InvalidArgument(f"{where}.topic: {exc}") from exc
-            try:
-                get_parser(inp.parser, **inp.parser_options)
-            except (ValueError, TypeError) as exc:
-                raise InvalidArgument(f"{where}.parser: {exc}") from exc
-            try:
-                inp.multiline_config()
-            except ValueError as exc:
-                raise InvalidArgument(f"{where}.multiline: {exc}") from exc
-            if inp.container is not None and inp.encoding not in ("auto", "utf-8"):
-                raise InvalidArgument(
-                    f"{where}.encoding: container logs ({inp.parser}) are UTF-8, not {inp.encoding}"
-                )
-            if inp.multiline is not None and inp.container is not None:
-                raise InvalidArgument(
-                    f"{where}.multiline: not supported with parser {inp.parser!r}, whose "
-                    "fragments are joined into whole lines already (join_partial = false "
-                    "turns that off)"
-                )
-            if inp.name:
-                if inp.name in names:
-                    raise InvalidArgument(f"{where}.name: {inp.name!r} is used twice")
-                names.add(inp.name)
+            yield from _input_checks(f"inputs[{i}]", inp, names)
 
     def producer_id(self, state_dir: Path) -> bytes:
         """The 16-byte shipper id: from the config, else generated once into ``state_dir``."""
@@ -268,10 +258,52 @@ class ShipperConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
 _HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[^:\[\]]+):(\d{1,5})$")
 
 
-def _host_port(addr: str, key: str) -> None:
+def _is_host_port(addr: str) -> bool:
     m = _HOST_PORT.match(addr)
-    if m is None or int(m.group(2)) > 65535:
-        raise InvalidArgument(f"{key}: {addr!r} is not HOST:PORT")
+    return m is not None and int(m.group(2)) <= 65535
+
+
+def _problem(path: str, message: str, sep: str = ": ") -> tuple[str, str, str]:
+    """A problem whose ``check()`` sentence is the path, ``sep``, then the message."""
+    return path, message, f"{path}{sep}{message}"
+
+
+def _input_checks(where: str, inp: InputConfig, names: set[str]) -> Iterator[tuple[str, str, str]]:
+    """The problems of one ``[[inputs]]`` table at key path ``where``; ``names`` collects the
+    input names seen so far (a name used twice is a problem of its second use)."""
+    if not inp.paths:
+        yield _problem(f"{where}.paths", "at least one glob is needed")
+    for j, p in enumerate(inp.paths):
+        if not Path(p).is_absolute():
+            message = f"{p!r} is not an absolute path"
+            yield f"{where}.paths[{j}]", message, f"{where}.paths: {message}"
+    try:
+        validate_topic(inp.topic)
+    except Exception as exc:
+        yield _problem(f"{where}.topic", str(exc))
+    try:
+        get_parser(inp.parser, **inp.parser_options)
+    except (ValueError, TypeError) as exc:
+        yield _problem(f"{where}.parser", str(exc))
+    try:
+        inp.multiline_config()
+    except ValueError as exc:
+        yield _problem(f"{where}.multiline", str(exc))
+    if inp.container is not None and inp.encoding not in ("auto", "utf-8"):
+        yield _problem(
+            f"{where}.encoding",
+            f"container logs ({inp.parser}) are UTF-8, not {inp.encoding}",
+        )
+    if inp.multiline is not None and inp.container is not None:
+        yield _problem(
+            f"{where}.multiline",
+            f"not supported with parser {inp.parser!r}, whose fragments are joined into whole "
+            "lines already (join_partial = false turns that off)",
+        )
+    if inp.name:
+        if inp.name in names:
+            yield _problem(f"{where}.name", f"{inp.name!r} is used twice")
+        names.add(inp.name)
 
 
 def parse_config(text: str, source: str = "<config>") -> ShipperConfig:

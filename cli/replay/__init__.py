@@ -1,9 +1,9 @@
-"""The pure parts of ``wharf replay``: sink addresses, pacing, record formats, the
-cross-partition merge and sink batches. No sockets and no sleeping here: the CLI drives them
-(``wharf/cli/replay_cmd.py``, ``wharf/cli/sinks.py``)."""
+"""The pure parts of ``wharf replay``: sink addresses, pacing, the cross-partition merge and
+sink batches. No sockets and no sleeping here: the CLI drives them (``cli/replay_cmd.py``,
+``cli/sinks.py``). Records are ``wharf.api.Hit``s, printed by ``cli.render`` as grep prints
+them."""
 
 from cli.replay._batch import MAX_BATCH_BYTES, Batcher, SinkBatch
-from cli.replay._formats import FORMATS, Encoder, encoder_for, rfc3339_ns
 from cli.replay._merge import DONE, IDLE, Cursor, Merger, NeedFetch
 from cli.replay._options import DEFAULT_BATCH, MAX_BATCH, ReplayOptions
 from cli.replay._pacing import (
@@ -24,13 +24,11 @@ __all__ = [
     "ReplayOptions",
     "DEFAULT_WHARF_PORT",
     "DONE",
-    "FORMATS",
     "IDLE",
     "MAX_BATCH_BYTES",
     "Batcher",
     "Bounds",
     "Cursor",
-    "Encoder",
     "Merger",
     "NeedFetch",
     "OffsetSpec",
@@ -40,7 +38,6 @@ __all__ = [
     "SpeedPacer",
     "TokenBucket",
     "backoff_delay",
-    "encoder_for",
     "make_plan",
     "offset_args",
     "parse_offsets",
@@ -48,6 +45,5 @@ __all__ = [
     "parse_retry_after",
     "parse_sink",
     "parse_speed",
-    "rfc3339_ns",
     "select_partitions",
 ]

@@ -4,11 +4,11 @@ receiver uses to drop a batch it already has."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
-from cli.replay._formats import Encoder
+from cli.render import Encoder
+from wharf.api import Hit
 
 # One delivery stops growing at this many bytes of output even if ``--batch`` is larger:
 # receivers commonly cap request bodies at a few MiB, and a retry resends all of it.
@@ -25,7 +25,7 @@ class SinkBatch:
     """Records for one delivery, in replay order, with their encoded lines (when the sink
     takes lines) and the offsets they cover per partition."""
 
-    records: list[Mapping[str, Any]] = field(default_factory=list)
+    records: list[Hit] = field(default_factory=list)
     lines: list[bytes] = field(default_factory=list)
     ranges: dict[int, tuple[int, int]] = field(default_factory=dict)  # partition: first, last
     nbytes: int = 0
@@ -63,7 +63,7 @@ class Batcher:
     def __len__(self) -> int:
         return len(self._batch)
 
-    def add(self, rec: Mapping[str, Any]) -> bool:
+    def add(self, rec: Hit) -> bool:
         """Add one record; ``True`` when the batch is full and should be taken now."""
         b = self._batch
         b.records.append(rec)
@@ -72,8 +72,8 @@ class Batcher:
             b.lines.append(line)
             b.nbytes += len(line)
         else:
-            b.nbytes += len(str(rec.get("line", ""))) + _RECORD_OVERHEAD
-        p, off = int(rec["partition"]), int(rec["offset"])
+            b.nbytes += len(rec.line) + _RECORD_OVERHEAD
+        p, off = rec.partition, rec.offset
         first = b.ranges.get(p, (off, off))[0]
         b.ranges[p] = (first, off)
         return len(b.records) >= self.max_records or b.nbytes >= self.max_bytes

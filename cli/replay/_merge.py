@@ -18,9 +18,9 @@ import heapq
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, NamedTuple
+from typing import Final, NamedTuple
 
-Record = Mapping[str, Any]
+from wharf.api import Hit
 
 
 class Cursor:
@@ -64,7 +64,7 @@ class Cursor:
         self.stop_ts = stop_ts
         self.skip_ts = skip_ts
         self.known_end = known_end
-        self.buffer: deque[Record] = deque()
+        self.buffer: deque[Hit] = deque()
         self.exhausted = stop is not None and position >= stop
         self.in_heap = False
         self.skipped = 0
@@ -99,19 +99,19 @@ class Cursor:
             self.exhausted = True
         return gap
 
-    def feed(self, records: Sequence[Record], next_offset: int, end_offset: int) -> tuple[int, int]:
+    def feed(self, records: Sequence[Hit], next_offset: int, end_offset: int) -> tuple[int, int]:
         """Take one consume answer; the range of offsets found missing (``(a, a)`` if none)."""
         self.known_end = max(self.known_end, end_offset)
         expected = self.position
         gap = (expected, expected)
         for rec in records:
-            off = int(rec["offset"])
+            off = rec.offset
             if off < expected:
                 continue  # the answer starts at the batch holding our offset
             if self.stop is not None and off >= self.stop:
                 self.exhausted = True
                 break
-            if self.stop_ts is not None and int(rec["ts"]) >= self.stop_ts:
+            if self.stop_ts is not None and rec.ts >= self.stop_ts:
                 self.exhausted = True
                 self.stop = off
                 break
@@ -119,7 +119,7 @@ class Cursor:
                 gap = (expected, off)
             expected = off + 1
             if self.skip_ts is not None:
-                if int(rec["ts"]) < self.skip_ts:
+                if rec.ts < self.skip_ts:
                     self.skipped += 1
                     continue
                 self.skip_ts = None
@@ -157,7 +157,7 @@ class _Signal:
 
 IDLE: Final = _Signal("idle")  # following, everything read: wait, poll the ends, try again
 DONE: Final = _Signal("done")  # every partition finished
-Event = Record | NeedFetch | _Signal
+Event = Hit | NeedFetch | _Signal
 
 
 @dataclass
@@ -182,7 +182,7 @@ class Merger:
             _, _, cur = heapq.heappop(self._heap)
             rec = cur.buffer.popleft()
             if cur.buffer:
-                heapq.heappush(self._heap, (int(cur.buffer[0]["ts"]), cur.partition, cur))
+                heapq.heappush(self._heap, (cur.buffer[0].ts, cur.partition, cur))
             else:
                 cur.in_heap = False
                 self._check.add(cur)
@@ -192,7 +192,7 @@ class Merger:
         return IDLE
 
     def feed(
-        self, cur: Cursor, records: Sequence[Record], next_offset: int, end_offset: int
+        self, cur: Cursor, records: Sequence[Hit], next_offset: int, end_offset: int
     ) -> tuple[int, int]:
         """Give ``cur`` a consume answer (see ``Cursor.feed``)."""
         gap = cur.feed(records, next_offset, end_offset)
@@ -219,6 +219,6 @@ class Merger:
     def _enqueue(self, cur: Cursor) -> None:
         if cur.buffer and not cur.in_heap:
             cur.in_heap = True
-            heapq.heappush(self._heap, (int(cur.buffer[0]["ts"]), cur.partition, cur))
+            heapq.heappush(self._heap, (cur.buffer[0].ts, cur.partition, cur))
         if not cur.buffer:
             self._check.add(cur)

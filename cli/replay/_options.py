@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from cli.replay._formats import FORMATS, rfc3339_ns
+from cli.render import parse_format, rfc3339_ns
 from cli.replay._pacing import parse_rate, parse_speed
 from cli.replay._positions import OffsetSpec, offset_args, parse_offsets
 from cli.replay._sinkurl import SinkSpec, parse_sink
@@ -119,9 +119,7 @@ class ReplayOptions:
         if not 1 <= batch <= MAX_BATCH:
             raise InvalidArgument(f"--batch must be between 1 and {MAX_BATCH}, got {batch}")
         spec = parse_sink(sink)
-        fmt = output.strip().lower()
-        if fmt not in FORMATS:
-            raise InvalidArgument(f"unknown output format {output!r}: use json, raw or logfmt")
+        fmt = parse_format(output)
         if spec.kind in ("http", "wharf") and fmt != "json":
             raise InvalidArgument(f"the {spec.kind} sink takes records as JSON; drop -o {fmt}")
         headers = tuple(_header(h) for h in sink_headers)

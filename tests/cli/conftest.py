@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.cli.helpers import LOGS, Collector
+from tests.cli.helpers import LOGS
+from tests.harness import CollectorProcess
 
 SHIPPED = {  # topic: (parser, file)
     "web": ("clf", "apache_combined.log"),
@@ -17,9 +18,9 @@ SHIPPED = {  # topic: (parser, file)
 
 
 @pytest.fixture(scope="session")
-def shipped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
+def shipped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
     """A running collector with the topics of ``SHIPPED``; read-only for the tests."""
-    c = Collector(tmp_path_factory.mktemp("cli") / "data")
+    c = CollectorProcess(tmp_path_factory.mktemp("cli") / "data").start()
     try:
         for topic, (parser, name) in SHIPPED.items():
             c.ship(topic, parser, LOGS / name)

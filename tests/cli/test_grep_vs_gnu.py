@@ -21,7 +21,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.cli.conftest import SHIPPED
-from tests.cli.helpers import HOST, LOGS, Collector, gnu_grep
+from tests.cli.helpers import HOST, LOGS
+from tests.harness import CollectorProcess, gnu_grep
 from tests.http.live import log_records
 from wharf import batch as wb
 
@@ -47,7 +48,7 @@ COUNTS = [
 
 
 @pytest.mark.parametrize(("topic", "args"), COUNTS)
-def test_counts_and_exit_codes(shipped: Collector, topic: str, args: list[str]) -> None:
+def test_counts_and_exit_codes(shipped: CollectorProcess, topic: str, args: list[str]) -> None:
     ours = shipped.wharf("grep", "-t", topic, *args[:-1], "--", args[-1])
     theirs = gnu_grep(*args[:-1], "--", args[-1], str(FILE[topic]))
     assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), ours.stderr
@@ -58,7 +59,7 @@ def test_counts_and_exit_codes(shipped: Collector, topic: str, args: list[str]) 
     [["Invalid user"], ["-i", "-F", "PAM_UNIX"], ["-v", "sshd"], ["-E", "^Apr [0-9]+ 1[0-2]:"],
      ["-F", "no such text anywhere"], ["-v", ""]],
 )  # fmt: skip
-def test_lines_in_order_for_a_time_ordered_file(shipped: Collector, args: list[str]) -> None:
+def test_lines_in_order_for_a_time_ordered_file(shipped: CollectorProcess, args: list[str]) -> None:
     ours = shipped.wharf("grep", "-t", "auth", *args[:-1], "--", args[-1])
     theirs = gnu_grep(*args[:-1], "--", args[-1], str(FILE["auth"]))
     assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), ours.stderr
@@ -69,7 +70,7 @@ def test_lines_in_order_for_a_time_ordered_file(shipped: Collector, args: list[s
     [("web", ["-F", "Googlebot"]), ("web", ["-i", "safari/534"]), ("web", ["-v", "Mozilla"]),
      ("web", ["-E", '" (404|500) ']), ("kafka", ["-E", "WARN|ERROR"]), ("kafka", ["-v", "DEBUG"])],
 )  # fmt: skip
-def test_same_lines_in_time_order(shipped: Collector, topic: str, args: list[str]) -> None:
+def test_same_lines_in_time_order(shipped: CollectorProcess, topic: str, args: list[str]) -> None:
     ours = shipped.wharf("grep", "-t", topic, *args[:-1], "--", args[-1])
     theirs = gnu_grep(*args[:-1], "--", args[-1], str(FILE[topic]))
     assert ours.returncode == theirs.returncode == 0, ours.stderr
@@ -101,14 +102,16 @@ CONTEXT = [
 
 
 @pytest.mark.parametrize(("topic", "args"), CONTEXT)
-def test_context_lines_and_separators(shipped: Collector, topic: str, args: list[str]) -> None:
+def test_context_lines_and_separators(
+    shipped: CollectorProcess, topic: str, args: list[str]
+) -> None:
     ours = shipped.wharf("grep", "-t", topic, *args[:-1], "--", args[-1])
     theirs = gnu_grep(*args[:-1], "--", args[-1], str(FILE[topic]))
     assert ours.returncode == theirs.returncode, ours.stderr
     assert ours.stdout.splitlines() == theirs.stdout.splitlines()
 
 
-def test_context_as_json_marks_matches_and_groups(shipped: Collector) -> None:
+def test_context_as_json_marks_matches_and_groups(shipped: CollectorProcess) -> None:
     done = shipped.wharf("grep", "-t", "auth", "-o", "json", "-C", "1", "Invalid user")
     records = [json.loads(x) for x in done.stdout.splitlines()]
     theirs = gnu_grep("-C", "1", "Invalid user", str(FILE["auth"])).stdout.split("--\n")
@@ -119,7 +122,7 @@ def test_context_as_json_marks_matches_and_groups(shipped: Collector) -> None:
     assert ["\n".join(g) + "\n" for g in groups.values()] == theirs
 
 
-def test_context_with_a_limit_stops_after_the_trailing_context(shipped: Collector) -> None:
+def test_context_with_a_limit_stops_after_the_trailing_context(shipped: CollectorProcess) -> None:
     ours = shipped.wharf("grep", "-t", "auth", "-m", "3", "-A", "2", "Invalid user")
     theirs = gnu_grep("-m", "3", "-A", "2", "Invalid user", str(FILE["auth"]))
     assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), ours.stderr
@@ -130,7 +133,7 @@ def test_context_with_a_limit_stops_after_the_trailing_context(shipped: Collecto
     [["-F", "Googlebot"], ["-i", "-F", "controller"], ["-E", "sshd|kibana"],
      ["-F", "no such text anywhere"]],
 )  # fmt: skip
-def test_files_with_matches(shipped: Collector, args: list[str]) -> None:
+def test_files_with_matches(shipped: CollectorProcess, args: list[str]) -> None:
     topics = sorted(FILE)
     ours = shipped.wharf("grep", "-l", *(f"-t{t}" for t in topics), *args[:-1], "--", args[-1])
     theirs = gnu_grep("-l", *args[:-1], "--", args[-1], *(str(FILE[t]) for t in topics))
@@ -145,7 +148,7 @@ def test_files_with_matches(shipped: Collector, args: list[str]) -> None:
 
 
 @pytest.mark.parametrize(("args", "status"), [(["-q", "sshd"], 0), (["-q", "zzz-nothing"], 1)])
-def test_quiet(shipped: Collector, args: list[str], status: int) -> None:
+def test_quiet(shipped: CollectorProcess, args: list[str], status: int) -> None:
     done = shipped.wharf("grep", "-t", "auth", *args)
     assert (done.returncode, done.stdout, done.stderr) == (status, "", "")
     assert gnu_grep(*args, str(FILE["auth"])).returncode == status
@@ -153,7 +156,7 @@ def test_quiet(shipped: Collector, args: list[str], status: int) -> None:
 
 def test_damaged_batches_exit_2_and_still_print_the_rest(tmp_path: Path) -> None:
     """Like GNU grep after a read error: what matched is printed, the status is 2."""
-    c = Collector(tmp_path / "data")
+    c = CollectorProcess(tmp_path / "data").start()
     try:
         for i in range(3):
             c.ship("dmg", "raw", "-", stdin=f"batch {i} line\n")
@@ -178,7 +181,7 @@ def test_damaged_batches_exit_2_and_still_print_the_rest(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("tz", ["UTC", "Europe/Paris", "America/New_York"])
-def test_time_windows_read_times_in_the_local_zone(shipped: Collector, tz: str) -> None:
+def test_time_windows_read_times_in_the_local_zone(shipped: CollectorProcess, tz: str) -> None:
     """``--from 2015-05-17 12:00`` is noon where the user is (TZ), unless a zone is given."""
     zone = ZoneInfo(tz)
     stamps = [r.ts for r in log_records("apache_combined.log", "clf")]

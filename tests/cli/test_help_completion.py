@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from tests.cli.helpers import WHARF, Collector, assert_one_error_line, clean_env
+from tests.cli.helpers import assert_one_error_line
+from tests.harness import WHARF, CollectorProcess, clean_env
 
 COMMANDS = [
     ["grep"], ["tail"], ["status"], ["topics", "list"], ["topics", "describe"],
@@ -49,7 +50,7 @@ def test_shell_completion() -> None:
     assert script.returncode == 0 and "_WHARF_COMPLETE=complete_bash" in script.stdout
 
 
-def test_topic_names_complete_from_the_collector(shipped: Collector) -> None:
+def test_topic_names_complete_from_the_collector(shipped: CollectorProcess) -> None:
     env = {"WHARF_HTTP": shipped.url}
     assert complete("wharf grep -t ", 3, **env) == sorted(complete("wharf grep -t ", 3, **env))
     assert set(complete("wharf grep -t ", 3, **env)) >= {"auth", "kafka", "web"}
@@ -79,12 +80,14 @@ def test_topic_names_complete_from_the_collector(shipped: Collector) -> None:
         (["status", "-o", "yaml"], "unknown output format"),
     ],
 )  # fmt: skip
-def test_errors_are_one_line_and_exit_2(shipped: Collector, args: list[str], fragment: str) -> None:
+def test_errors_are_one_line_and_exit_2(
+    shipped: CollectorProcess, args: list[str], fragment: str
+) -> None:
     done = shipped.wharf(*args)
     assert_one_error_line(done, fragment)
     assert "(?m" not in done.stderr  # our internal regex flags never leak into a message
 
 
-def test_re2_does_not_log_to_stderr(shipped: Collector) -> None:
+def test_re2_does_not_log_to_stderr(shipped: CollectorProcess) -> None:
     done = shipped.wharf("grep", "-t", "web", "(kib")
     assert "re2.cc" not in done.stderr and "absl" not in done.stderr

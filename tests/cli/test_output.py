@@ -11,15 +11,15 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from cli._records import HOST_PALETTE, host_style, render_logfmt, render_template
+from cli.render import HOST_PALETTE, host_style, render_logfmt, render_template
 from collector.storage import Store, TopicConfig
-from tests.cli.helpers import HOST, LOGS, WHARF, Collector, clean_env
-from tests.http.live import LiveServer
+from tests.cli.helpers import HOST, LOGS
+from tests.harness import WHARF, CollectorProcess, LiveServer, clean_env
 from wharf import batch as wb
+from wharf.api import Hit
 from wharf.record import Record
 
 AUTH = LOGS / "auth.log"
@@ -59,7 +59,9 @@ def in_terminal(
     return (tty, filed, status) if stdout_tty else (filed, tty, status)
 
 
-def test_piped_output_is_raw_by_default_and_plain_text_on_request(shipped: Collector) -> None:
+def test_piped_output_is_raw_by_default_and_plain_text_on_request(
+    shipped: CollectorProcess,
+) -> None:
     raw = shipped.wharf("grep", "-t", "auth", "-F", "Invalid user admin")
     lines = [x for x in AUTH.read_text().splitlines() if "Invalid user admin" in x]
     assert raw.stdout.splitlines() == lines
@@ -70,7 +72,7 @@ def test_piped_output_is_raw_by_default_and_plain_text_on_request(shipped: Colle
     assert before.startswith(f"{HOST} {AUTH}- ") and match.startswith(f"{HOST} {AUTH}: ")
 
 
-def test_colour_on_a_terminal(shipped: Collector) -> None:
+def test_colour_on_a_terminal(shipped: CollectorProcess) -> None:
     args = ["grep", "-t", "auth", "-F", "-i", "invalid USER admin"]
     out, err, status = in_terminal(args, shipped.env)
     assert status == 0, err
@@ -94,7 +96,7 @@ def test_host_colours_are_stable_and_spread() -> None:
     assert len({host_style(f"web-{i}") for i in range(40)}) >= len(HOST_PALETTE) // 2
 
 
-def test_json_logfmt_and_templates(shipped: Collector) -> None:
+def test_json_logfmt_and_templates(shipped: CollectorProcess) -> None:
     args = ["grep", "-t", "web", "-F", "-m", "3", "kibana-search"]
     records = [json.loads(x) for x in shipped.wharf(*args, "-o", "json").stdout.splitlines()]
     assert len(records) == 3
@@ -102,12 +104,16 @@ def test_json_logfmt_and_templates(shipped: Collector) -> None:
         records[0]
     )
     logfmt = shipped.wharf(*args, "-o", "logfmt").stdout.splitlines()
-    assert logfmt == [render_logfmt(r) for r in records]
-    assert logfmt[0].startswith(f"ts=2015-05-17T10:05:03.000Z host={HOST} source={LOGS}/")
+    assert logfmt == [render_logfmt(Hit(**r)) for r in records]
+    first = records[0]
+    assert logfmt[0].startswith(
+        f"ts=2015-05-17T10:05:03.000000000Z topic=web partition={first['partition']} "
+        f"offset={first['offset']} host={HOST} source={LOGS}/"
+    )
     assert " status=200 " in logfmt[0] and 'line="83.149.9.216 - - ' in logfmt[0]
     template = "{ts} {local} {host} {status} {method} {nope} {{x}} {line}"
     out = shipped.wharf(*args, "-o", template).stdout.splitlines()
-    assert out == [render_template(template, r) for r in records]
+    assert out == [render_template(template, Hit(**r)) for r in records]
     assert out[0].startswith("2015-05-17T10:05:03.000Z ")
     assert f" {HOST} 200 GET  {{x}} 83.149.9.216 " in out[0]
     tail = shipped.wharf("tail", "-t", "web", "-n", "3", "--no-follow", "-e", "kibana-search",
@@ -118,16 +124,16 @@ def test_json_logfmt_and_templates(shipped: Collector) -> None:
 
 
 def test_logfmt_quotes_what_needs_it() -> None:
-    rec: dict[str, Any] = {"ts": 1_700_000_000_123_000_000, "host": "h", "source": "/x y",
-                           "level": "warn", "line": 'a "b" c',
-                           "fields": {"n": 1, "http": {"path": "/a=b"}, "host": "peer", "e": ""}}  # fmt: skip
+    rec = Hit(topic="app", partition=0, offset=7, ts=1_700_000_000_123_000_000, host="h",
+              source="/x y", level="warn", line='a "b" c',
+              fields={"n": 1, "http": {"path": "/a=b"}, "host": "peer", "e": ""})  # fmt: skip
     assert render_logfmt(rec) == (
-        'ts=2023-11-14T22:13:20.123Z host=h source="/x y" level=warn n=1 http.path="/a=b" '
-        'fields.host=peer e="" line="a \\"b\\" c"'
+        'ts=2023-11-14T22:13:20.123000000Z topic=app partition=0 offset=7 host=h source="/x y" '
+        'level=warn n=1 http.path="/a=b" fields.host=peer e="" line="a \\"b\\" c"'
     )
 
 
-def test_levels_on_the_command_line(shipped: Collector) -> None:
+def test_levels_on_the_command_line(shipped: CollectorProcess) -> None:
     # kafka_controller.log: WARN lines and nothing more severe
     got = shipped.wharf("grep", "-t", "kafka", "--level", "warn+", "-c", "")
     theirs = sum(1 for x in (LOGS / "kafka_controller.log").read_text().splitlines()
@@ -169,7 +175,7 @@ def test_progress_line_on_a_terminal_only(slow_progress: LiveServer, extra: list
 
 
 def test_tail_prints_the_newest_in_every_format(tmp_path: Path) -> None:
-    c = Collector(tmp_path / "data")
+    c = CollectorProcess(tmp_path / "data").start()
     try:
         c.ship("app", "auto", "-", stdin="".join(f"level=info n={i} msg=hello\n" for i in range(5)))
         got = c.wharf("tail", "-t", "app", "-n", "2", "--no-follow", "-o", "{n} {level}")

@@ -25,7 +25,8 @@ from typing import IO
 
 import pytest
 
-from tests.cli.helpers import LOGS, ROOT, clean_env, free_port
+from tests.cli.helpers import LOGS
+from tests.harness import ROOT, clean_env, reserve_port
 
 pytestmark = pytest.mark.slow
 
@@ -131,9 +132,11 @@ def test_quickstart_from_a_fresh_clone(place: Path, user: str | None) -> None:
     (work / "shared").symlink_to(LOGS.parents[1], target_is_directory=True)  # ../shared
     home = tmp_path / "home"
     home.mkdir()
+    # The script takes fixed addresses: ports no other test or bind(0) is handed (harness.ports).
+    ingest, http = reserve_port(), reserve_port()
     env = clean_env(
-        QUICKSTART_INGEST=f"127.0.0.1:{free_port()}",
-        QUICKSTART_HTTP=f"127.0.0.1:{free_port()}",
+        QUICKSTART_INGEST=f"127.0.0.1:{ingest.port}",
+        QUICKSTART_HTTP=f"127.0.0.1:{http.port}",
         HOME=str(home),
         COLUMNS="200",
     )

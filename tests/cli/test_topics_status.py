@@ -15,14 +15,13 @@ from typing import Any
 from collector.http import ingest_sessions
 from shipper.transport import Producer
 from tests.cli.conftest import SHIPPED
-from tests.cli.helpers import LOGS, WHARF, Collector, assert_one_error_line, clean_env
-from tests.collector.helpers import IngestUnderTest
-from tests.http.live import LiveServer
+from tests.cli.helpers import LOGS, assert_one_error_line
+from tests.harness import WHARF, CollectorProcess, IngestUnderTest, LiveServer, clean_env
 from wharf import batch as wb
 from wharf.record import Record
 
 
-def test_topics_report_exact_raw_sizes(shipped: Collector) -> None:
+def test_topics_report_exact_raw_sizes(shipped: CollectorProcess) -> None:
     listed = {
         t["name"]: t for t in map(json.loads, shipped.wharf("topics", "list").stdout.splitlines())
     }
@@ -38,7 +37,7 @@ def test_topics_report_exact_raw_sizes(shipped: Collector) -> None:
     assert described["partitions"][0]["line_bytes"] == described["line_bytes"]
 
 
-def test_topic_tables(shipped: Collector) -> None:
+def test_topic_tables(shipped: CollectorProcess) -> None:
     env = {"COLUMNS": "200"}
     table = shipped.wharf("topics", "list", "-o", "table", env=env).stdout
     web = next(x for x in table.splitlines() if " web " in x)
@@ -68,7 +67,7 @@ def _answer(args: list[str], env: dict[str, str], answer: bytes) -> tuple[str, i
 
 
 def test_create_and_delete_with_confirmation(tmp_path: Path) -> None:
-    c = Collector(tmp_path / "data")
+    c = CollectorProcess(tmp_path / "data").start()
     try:
         assert c.wharf("topics", "create", "scratch", "--partitions", "2", "--retention",
                        "12h").returncode == 0  # fmt: skip
@@ -92,7 +91,8 @@ def test_create_and_delete_with_confirmation(tmp_path: Path) -> None:
 
 
 def test_status_of_a_running_collector(tmp_path: Path) -> None:
-    c = Collector(tmp_path / "data")
+    # fixed ports: once it stopped, nothing else may answer at its address (see harness.ports)
+    c = CollectorProcess(tmp_path / "data", fixed_ports=True).start()
     try:
         c.ship("auth", "syslog", LOGS / "auth.log")
         c.ship("app", "raw", "-", stdin="a\nb\nc\n")
@@ -112,7 +112,7 @@ def test_status_of_a_running_collector(tmp_path: Path) -> None:
         pid = uuid.uuid4().bytes
 
         async def while_connected() -> dict[str, Any]:
-            producer = Producer([f"127.0.0.1:{c.port}"], producer_id=pid)
+            producer = Producer([c.address], producer_id=pid)
             await producer.send("app", wb.build([Record(ts=1, line="d")], producer_id=pid))
             try:
                 done = await asyncio.to_thread(c.wharf, "status", "-o", "json")

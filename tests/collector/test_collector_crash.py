@@ -13,7 +13,7 @@ import pytest
 
 from collector.storage import Store
 from shipper.transport import Producer
-from tests.collector.helpers import CollectorProcess, free_port, spawn_collector
+from tests.harness import CollectorProcess
 from wharf import batch as wb
 from wharf.record import Record
 
@@ -41,7 +41,8 @@ PRODUCER = uuid.UUID(int=42).bytes
 
 @pytest.mark.slow
 def test_every_number_exactly_once_across_sigkills(tmp_path: Path) -> None:
-    collector = CollectorProcess(tmp_path)
+    # fixed ports: the producer keeps one address and must find each new process there
+    collector = CollectorProcess(tmp_path, fixed_ports=True).start()
     rng = random.Random(7)
     kills = 0
     sent = 0
@@ -49,7 +50,7 @@ def test_every_number_exactly_once_across_sigkills(tmp_path: Path) -> None:
     async def stream() -> None:
         nonlocal kills, sent
         producer = Producer(
-            [f"127.0.0.1:{collector.port}"],
+            [collector.address],
             producer_id=PRODUCER,
             window=8,
             backoff_s=(0.02, 0.3),
@@ -112,19 +113,16 @@ def test_scan_worker_processes_die_with_a_sigkilled_collector(tmp_path: Path) ->
     even when it is SIGKILLed and never gets to stop them."""
     config = tmp_path / "collector.toml"
     config.write_text("[search]\nprocesses = 2\n")  # whatever this machine's core count
-    proc = spawn_collector(
-        tmp_path / "data", free_port(), free_port(), extra=["--config", str(config)]
-    )
+    collector = CollectorProcess(tmp_path / "data", args=["--config", str(config)]).start()
     try:
         deadline = time.monotonic() + 30
         helpers: set[int] = set()
         while time.monotonic() < deadline and len(helpers) < 3:  # forkserver + 2 workers
-            helpers = _descendants(proc.pid)
+            helpers = _descendants(collector.pid)
             time.sleep(0.1)
         assert len(helpers) >= 3, helpers
     finally:
-        proc.kill()
-        proc.wait(30)
+        collector.kill()
     deadline = time.monotonic() + 15
     while _alive(helpers) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -17,25 +15,22 @@ import pytest
 
 from collector.storage import Store, TopicConfig
 from shipper.transport import Producer
-from tests.collector.helpers import CollectorProcess
+from tests.harness import CollectorProcess, gnu_grep_bytes
 from tests.storage.helpers import DATA
 from wharf import batch as wb
 from wharf.record import Record
-
-ROOT = Path(__file__).resolve().parents[2]
-WHARF = [sys.executable, "-m", "cli"]
 
 
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
     """A collector holding apache_combined.log (topic web) and auth.log (topic auth)."""
-    c = CollectorProcess(tmp_path_factory.mktemp("e2e"))
+    c = CollectorProcess(tmp_path_factory.mktemp("e2e")).start()
     try:
         for topic, parser, name in (
             ("web", "clf", "apache_combined.log"),
             ("auth", "syslog", "auth.log"),
         ):
-            done = c.wharf("ship", "-t", topic, "-p", parser, str(DATA / "logs" / name))
+            done = c.wharf_bytes("ship", "-t", topic, "-p", parser, str(DATA / "logs" / name))
             assert done.returncode == 0, done.stderr
         yield c
     finally:
@@ -59,12 +54,8 @@ def test_wharf_grep_finds_what_grep_finds(
     shipped: CollectorProcess, topic: str, name: str, args: list[str]
 ) -> None:
     flags = [a for a in args[:-1] if a != "-E"]
-    ours = shipped.wharf("grep", "-t", topic, *flags, "--", args[-1])
-    theirs = subprocess.run(
-        ["grep", *args[:-1], "--", args[-1], str(DATA / "logs" / name)],
-        capture_output=True,
-        check=False,
-    )
+    ours = shipped.wharf_bytes("grep", "-t", topic, *flags, "--", args[-1])
+    theirs = gnu_grep_bytes(*args[:-1], "--", args[-1], str(DATA / "logs" / name))
     assert ours.returncode == theirs.returncode, ours.stderr
     # The same lines, each as often; wharf orders by record time (merged across hosts), grep by
     # file position, and these real logs are not perfectly time-ordered.
@@ -73,8 +64,8 @@ def test_wharf_grep_finds_what_grep_finds(
 
 def test_ship_from_stdin_and_json_output(shipped: CollectorProcess) -> None:
     lines = b"".join(f"stdin line {i}\r\n".encode() for i in range(100)) + b"last without newline"
-    assert shipped.wharf("ship", "-t", "stdin", "-", stdin=lines).returncode == 0
-    out = shipped.wharf("grep", "-t", "stdin", "-o", "json", "line")
+    assert shipped.wharf_bytes("ship", "-t", "stdin", "-", stdin=lines).returncode == 0
+    out = shipped.wharf_bytes("grep", "-t", "stdin", "-o", "json", "line")
     objs = [json.loads(x) for x in out.stdout.splitlines()]
     assert [o["line"] for o in objs] == [f"stdin line {i}" for i in range(100)] + [
         "last without newline"
@@ -90,9 +81,9 @@ def test_ship_joins_cri_fragments_like_the_daemon(shipped: CollectorProcess) -> 
         f"{t} stdout P first half, \n{t} stderr F an error between\n{t} stdout F second half\n"
         f"{t} stdout F whole line\n"
     )
-    done = shipped.wharf("ship", "-t", "k8s", "-p", "cri", "-", stdin=text.encode())
+    done = shipped.wharf_bytes("ship", "-t", "k8s", "-p", "cri", "-", stdin=text.encode())
     assert done.returncode == 0, done.stderr
-    out = shipped.wharf("grep", "-t", "k8s", "-o", "json", "")
+    out = shipped.wharf_bytes("grep", "-t", "k8s", "-o", "json", "")
     got = [
         (o["fields"]["stream"], o["fields"]["message"])
         for o in map(json.loads, out.stdout.splitlines())
@@ -113,7 +104,7 @@ def test_search_for_ten_seconds_while_ingest_keeps_its_rate(tmp_path: Path) -> N
         batch = wb.build([Record(ts=i, line=line, host="h") for i, line in enumerate(lines)])
         for _ in range(50):
             store.append("big", 0, batch)
-    c = CollectorProcess(tmp_path)
+    c = CollectorProcess(tmp_path).start()
     stop_at = time.monotonic() + 10
     searches = 0
 
@@ -121,17 +112,14 @@ def test_search_for_ten_seconds_while_ingest_keeps_its_rate(tmp_path: Path) -> N
         nonlocal searches
         while time.monotonic() < stop_at:
             # No literal to skip to: RE2 reads every byte of the topic.
-            url = (
-                f"http://127.0.0.1:{c.http}/v1/search?topic=big&count=1&q="
-                "%5B0-9%5D%7B3%7D%20%5B0-9%5D%7B6%7D"
-            )
+            url = f"{c.url}/v1/search?topic=big&count=1&q=%5B0-9%5D%7B3%7D%20%5B0-9%5D%7B6%7D"
             with urllib.request.urlopen(url, timeout=120) as resp:
                 assert b'"done"' in resp.read()
             searches += 1
 
     async def produce() -> tuple[int, float]:
         pid = uuid.uuid4().bytes
-        p = Producer([f"127.0.0.1:{c.port}"], producer_id=pid)
+        p = Producer([c.address], producer_id=pid)
         acked, worst = 0, 0.0
         k = 0
         while time.monotonic() < stop_at:

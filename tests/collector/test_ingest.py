@@ -19,7 +19,7 @@ from collector.config import LimitSettings
 from parsers import get_parser
 from shipper.oneshot import ship
 from shipper.transport import DeliveryError, Producer
-from tests.collector.helpers import IngestUnderTest
+from tests.harness import IngestUnderTest
 from tests.storage.helpers import DATA, numbered
 from wharf import batch as wb
 from wharf import protocol as wp

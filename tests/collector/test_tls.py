@@ -14,7 +14,7 @@ from collector.config import CollectorConfig, TlsSettings
 from collector.server import server_ssl_context
 from shipper.transport import DeliveryError, Producer
 from tests.collector.certs import make_certs
-from tests.collector.helpers import IngestUnderTest
+from tests.harness import IngestUnderTest
 from tests.storage.helpers import numbered
 from wharf import protocol as wp
 

@@ -9,7 +9,8 @@ import pytest
 
 from collector.storage import Store
 from collector.storage.workers import ScanWorkers
-from tests.http.live import LiveServer, load, log_records
+from tests.harness import LiveServer
+from tests.http.live import load, log_records
 from wharf.record import Record
 
 

@@ -1,24 +1,17 @@
-"""A real collector HTTP API on 127.0.0.1, port 0, in a background event loop, around a real
-``Store``; plus loaders for the shared sample logs and a raw HTTP helper for status checks."""
+"""What the HTTP API tests share besides the harness (whose ``LiveServer`` serves the API):
+loaders for the shared sample logs, a raw HTTP helper for status checks, a bad disk."""
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from aiohttp import web
-
 from collector.config import AuthSettings, CollectorConfig
-from collector.http import SessionsProvider, make_app
-from collector.metrics import Metrics
 from collector.storage import Store, TopicConfig
-from collector.storage.workers import ScanWorkers
 from parsers import get_parser
 from wharf import batch as wb
 from wharf.record import Record
@@ -27,85 +20,6 @@ from wharf.topics import partition_for
 LOGS = Path(__file__).resolve().parents[3] / "shared" / "data" / "logs"
 HOSTS = ("web-1", "web-2", "web-4")  # partitions 1, 0 and 2 of 3
 T0 = 1_700_000_000_000_000_000
-
-
-class LiveServer:
-    """``with LiveServer(store) as srv: srv.url``: the API served until the block ends."""
-
-    def __init__(
-        self,
-        store: Store,
-        config: CollectorConfig | None = None,
-        *,
-        heartbeat_s: float = 5.0,
-        port: int = 0,
-        progress_s: float = 0.5,
-        sessions: SessionsProvider | None = None,
-        scan_workers: ScanWorkers | None = None,
-    ) -> None:
-        self.store = store
-        self.scan_workers = scan_workers
-        self.config = config or CollectorConfig()
-        self.metrics = Metrics()
-        self.heartbeat_s = heartbeat_s
-        self.progress_s = progress_s
-        self.sessions = sessions
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="live-http", daemon=True)
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self.port = port
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> LiveServer:
-        self._thread.start()
-        self._ready.wait()
-        if self._error is not None:
-            raise self._error
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(30)
-        self.loop.close()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        try:
-            self.loop.run_until_complete(self._start())
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        self.loop.run_forever()
-        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-        self.loop.run_until_complete(self.loop.shutdown_default_executor())
-
-    async def _start(self) -> None:
-        self.store.use_workers(self.scan_workers)
-        app = make_app(
-            self.store,
-            self.config,
-            self.metrics,
-            data_dir=self.store.data_dir,
-            heartbeat_s=self.heartbeat_s,
-            progress_s=self.progress_s,
-            sessions=self.sessions,
-        )
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-
-    def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
-        value = self.metrics.registry.get_sample_value(name, labels or {})
-        return 0.0 if value is None else value
 
 
 def auth_config(read: list[str], write: list[str]) -> CollectorConfig:

@@ -10,7 +10,8 @@ import pytest
 
 from collector.groups import GroupStore
 from collector.storage import Store
-from tests.http.live import LiveServer, ndjson, request
+from tests.harness import LiveServer
+from tests.http.live import ndjson, request
 from wharf import batch as wb
 from wharf.record import Record
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,8 @@ from typing import Any
 import pytest
 
 from collector.storage import Store
-from tests.http.live import LOGS, LiveServer, damage_middle, hits_of, log_lines, ndjson, request
+from tests.harness import LiveServer, grep_lines
+from tests.http.live import LOGS, damage_middle, hits_of, log_lines, ndjson, request
 from wharf import batch as wb
 from wharf.record import Record
 
@@ -21,15 +21,7 @@ AUTH = "auth.log"
 
 
 def gnu_grep(args: list[str], name: str) -> list[str]:
-    done = subprocess.run(
-        ["grep", *args, "--", str(LOGS / name)],
-        capture_output=True,
-        text=True,
-        env={"LC_ALL": "C"},
-        check=False,
-    )
-    assert done.returncode in (0, 1), done.stderr
-    return done.stdout.split("\n")[:-1]
+    return grep_lines(*args, "--", str(LOGS / name))
 
 
 def batches_in(srv: LiveServer, topic: str) -> int:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,8 @@ from typing import Any
 import pytest
 
 from collector.storage import Store, TopicConfig
-from tests.http.live import LOGS, LiveServer, hits_of, log_lines, log_records, ndjson, request
+from tests.harness import LiveServer, grep_lines
+from tests.http.live import LOGS, hits_of, log_lines, log_records, ndjson, request
 from wharf import batch as wb
 from wharf.record import LEVELS, Record
 
@@ -19,12 +19,7 @@ APACHE, AUTH = "apache_combined.log", "auth.log"
 
 
 def grep_out(args: list[str], name: str) -> list[str]:
-    done = subprocess.run(
-        ["grep", *args, "--", str(LOGS / name)],
-        capture_output=True, text=True, env={"LC_ALL": "C"}, check=False,
-    )  # fmt: skip
-    assert done.returncode in (0, 1), done.stderr
-    return done.stdout.split("\n")[:-1]
+    return grep_lines(*args, "--", str(LOGS / name))
 
 
 def as_grep(records: list[dict[str, Any]]) -> list[str]:

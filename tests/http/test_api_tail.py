@@ -13,7 +13,8 @@ import pytest
 
 from cli.http_client import Client
 from collector.storage import Store, TopicConfig
-from tests.http.live import LiveServer, request
+from tests.harness import LiveServer
+from tests.http.live import request
 from wharf import batch as wb
 from wharf.record import Record
 

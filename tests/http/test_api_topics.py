@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from collector.storage import Store
-from tests.http.live import LiveServer, auth_config, load, log_records, request
+from tests.harness import LiveServer
+from tests.http.live import auth_config, load, log_records, request
 from wharf import batch as wb
 from wharf.record import Record
 

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from collector.storage import Store
-from tests.http.live import LOGS, LiveServer, damage_middle, log_lines
+from tests.harness import LiveServer, gnu_grep, reserve_port
+from tests.http.live import LOGS, damage_middle, log_lines
 from wharf import batch as wb
 from wharf.record import Record
 
@@ -58,17 +59,6 @@ class Lines:
             raise AssertionError("no line from wharf tail within 30 s") from None
 
 
-def grep(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["grep", *args],
-        capture_output=True,
-        text=True,
-        env={"LC_ALL": "C"},
-        timeout=60,
-        check=False,
-    )
-
-
 def assert_one_error_line(done: subprocess.CompletedProcess[str], fragment: str) -> None:
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("wharf: "), done.stderr
@@ -90,7 +80,7 @@ def assert_one_error_line(done: subprocess.CompletedProcess[str], fragment: str)
 )
 def test_grep_counts_and_exit_codes_match_gnu_grep(loaded: LiveServer, flags: list[str]) -> None:
     ours = wharf(loaded, "grep", "-t", "web", *flags)
-    theirs = grep(*flags, str(APACHE))
+    theirs = gnu_grep(*flags, str(APACHE))
     assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), ours.stderr
 
 
@@ -99,7 +89,7 @@ def test_grep_counts_and_exit_codes_match_gnu_grep(loaded: LiveServer, flags: li
 )
 def test_grep_prints_the_lines_grep_prints(loaded: LiveServer, flags: list[str]) -> None:
     ours = wharf(loaded, "grep", "-t", "web", *flags)
-    theirs = grep(*flags, str(APACHE))
+    theirs = gnu_grep(*flags, str(APACHE))
     assert ours.returncode == theirs.returncode == 0, ours.stderr
     assert sorted(ours.stdout.splitlines()) == sorted(theirs.stdout.splitlines())
 
@@ -194,8 +184,10 @@ def test_tail_reconnects_after_a_collector_restart(store: Store) -> None:
     written while the collector was down arrives once, and nothing is repeated."""
     store.create_topic("app")
     env = {k: v for k, v in os.environ.items() if not k.startswith("WHARF_")}
-    with LiveServer(store, heartbeat_s=0.2) as first:
-        port = first.port
+    # The CLI keeps its URL: the second server must come up at the first one's port, which
+    # nothing else may take while it is down (a reserved port, see harness.ports).
+    port = reserve_port().port
+    with LiveServer(store, heartbeat_s=0.2, port=port) as first:
         env["WHARF_HTTP"] = first.url
         store.append("app", 0, wb.build([Record(ts=1, line="one")]))
         proc = subprocess.Popen(

@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from collector.storage import Store
-from tests.http.live import LiveServer, request
+from tests.harness import LiveServer
+from tests.http.live import request
 from wharf import batch as wb
 from wharf.record import Record
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from collector.storage import Store
-from tests.replay.helpers import HttpReceiver, ReplayServer, TcpReceiver
+from tests.harness import LiveServer
+from tests.replay.helpers import HttpReceiver, TcpReceiver, replay_api
 
 
 @pytest.fixture
@@ -18,8 +19,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 @pytest.fixture
-def server(store: Store) -> Iterator[ReplayServer]:
-    with ReplayServer(store) as srv:
+def server(store: Store) -> Iterator[LiveServer]:
+    with replay_api(store) as srv:
         yield srv
 
 

@@ -21,9 +21,8 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.http import make_app
 from collector.storage import Store, TopicConfig
-from tests.http.live import LiveServer
+from tests.harness import LiveServer, wait_for
 from wharf import batch as wb
 from wharf.record import Record
 from wharf.topics import partition_for
@@ -34,29 +33,10 @@ SECOND = 1_000_000_000
 HOSTS = ("web-1", "web-2", "web-4")  # partitions 1, 0 and 2 of 3
 
 
-class ReplayServer(LiveServer):
-    """The real API. With ``lookup=False`` the offset lookup answers 404, as a collector
-    without it does."""
-
-    def __init__(self, store: Store, *, lookup: bool = True) -> None:
-        super().__init__(store, heartbeat_s=0.3)
-        self.lookup = lookup
-
-    async def _start(self) -> None:
-        app = make_app(
-            self.store,
-            self.config,
-            self.metrics,
-            data_dir=self.store.data_dir,
-            heartbeat_s=self.heartbeat_s,
-        )
-        if not self.lookup:
-            app.middlewares.append(_no_lookup)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+def replay_api(store: Store, *, lookup: bool = True) -> LiveServer:
+    """The real API with quick heartbeats. With ``lookup=False`` the offset lookup answers 404,
+    as a collector without it does."""
+    return LiveServer(store, heartbeat_s=0.3, middlewares=() if lookup else (_no_lookup,))
 
 
 @web.middleware
@@ -147,7 +127,7 @@ def stop_when(
     """Wait until ``cond`` (``what``), send ``sig`` and wait for the exit; ``proc``'s stderr.
     The process never outlives a failing test."""
     try:
-        wait_until(cond, what=what)
+        wait_for(cond, 30, what)
         proc.send_signal(sig)
         return proc.communicate(timeout=30)[1]
     finally:
@@ -169,15 +149,6 @@ def assert_one_error_line(done: subprocess.CompletedProcess[str], fragment: str)
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("wharf: "), done.stderr
     assert fragment in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
-
-
-def wait_until(cond: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    """Poll ``cond`` (a generous deadline so a broken run fails instead of hanging)."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 # -- receivers --------------------------------------------------------------------------------

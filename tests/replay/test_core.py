@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cli.render import encoder_for, rfc3339_ns
 from cli.replay import (
     DONE,
     IDLE,
@@ -27,7 +28,6 @@ from cli.replay import (
     SpeedPacer,
     TokenBucket,
     backoff_delay,
-    encoder_for,
     make_plan,
     offset_args,
     parse_offsets,
@@ -35,9 +35,9 @@ from cli.replay import (
     parse_retry_after,
     parse_sink,
     parse_speed,
-    rfc3339_ns,
     select_partitions,
 )
+from wharf.api import Hit
 from wharf.errors import InvalidArgument, LocalError
 
 
@@ -182,9 +182,10 @@ REC = {
 
 
 def test_formats() -> None:
-    assert json.loads(encoder_for("json")(REC)) == REC
-    assert encoder_for("raw")(REC) == b'GET /x "quoted"\tdone\n'
-    assert encoder_for("logfmt")(REC) == (
+    hit = Hit(**REC)
+    assert json.loads(encoder_for("json")(hit)) == REC
+    assert encoder_for("raw")(hit) == b'GET /x "quoted"\tdone\n'
+    assert encoder_for("logfmt")(hit) == (
         b"ts=2024-05-01T12:00:00.123456789Z topic=app partition=2 offset=9 host=web-1 "
         b'source="/var/log/a b.log" level=error status=500 ok=false path=/x '
         b'fields.host=spoof tags="[\\"a\\"]" line="GET /x \\"quoted\\"\\tdone"\n'
@@ -197,11 +198,11 @@ def test_formats() -> None:
 # -- the merge --------------------------------------------------------------------------------
 
 
-def _rec(p: int, o: int, ts: int) -> dict[str, Any]:
-    return {"partition": p, "offset": o, "ts": ts, "line": f"{p}:{o}"}
+def _rec(p: int, o: int, ts: int) -> Hit:
+    return Hit("t", p, o, ts, "", "", f"{p}:{o}", {}, None)
 
 
-def drive(merger: Merger, data: dict[int, list[dict[str, Any]]], chunk: int) -> list[Any]:
+def drive(merger: Merger, data: dict[int, list[Hit]], chunk: int) -> list[Any]:
     """Run the merger the way the CLI does, answering fetches from ``data``."""
     out = []
     for _ in range(100_000):
@@ -229,7 +230,7 @@ def test_merge_is_a_timestamp_merge_keeping_partition_order(
     data = {p: [_rec(p, o, ts) for o, ts in enumerate(tss)] for p, tss in enumerate(stamps)}
     cursors = [Cursor(p, 0, stop=len(r), known_end=len(r)) for p, r in data.items()]
     got = drive(Merger(cursors), data, chunk)
-    want = list(heapq.merge(*(data[p] for p in sorted(data)), key=lambda r: r["ts"]))
+    want = list(heapq.merge(*(data[p] for p in sorted(data)), key=lambda r: r.ts))
     assert got == want
 
 
@@ -237,17 +238,17 @@ def test_stops_skips_and_follow() -> None:
     data = {0: [_rec(0, o, o * 10) for o in range(10)]}
     # --to-time 45 and --from-time 20 without the lookup: filter while reading.
     cur = Cursor(0, 0, stop=10, known_end=10, stop_ts=45, skip_ts=20)
-    assert [r["offset"] for r in drive(Merger([cur]), data, 3)] == [2, 3, 4]
+    assert [r.offset for r in drive(Merger([cur]), data, 3)] == [2, 3, 4]
     assert cur.skipped == 2 and cur.stop == 5
     # Following: IDLE at the end, more after the ends move.
     follow = Cursor(0, 8, stop=None, known_end=10)
     m = Merger([follow])
-    assert [r["offset"] for r in drive(m, data, 5)] == [8, 9]
+    assert [r.offset for r in drive(m, data, 5)] == [8, 9]
     assert m.next_event() is IDLE
     data[0] += [_rec(0, 10, 100)]
     assert not m.update_ends({0: 10})
     assert m.update_ends({0: 11})
-    assert [r["offset"] for r in drive(m, data, 5)] == [10]
+    assert [r.offset for r in drive(m, data, 5)] == [10]
 
 
 def test_a_partition_that_stops_short_ends_instead_of_spinning() -> None:

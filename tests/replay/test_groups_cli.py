@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import json
 
-from cli.replay import rfc3339_ns
+from cli.render import rfc3339_ns
 from collector.storage import Store
+from tests.harness import LiveServer
 from tests.http.live import request
-from tests.replay.helpers import (
-    SECOND,
-    T0,
-    ReplayServer,
-    assert_one_error_line,
-    load_topic,
-    wharf,
-)
+from tests.replay.helpers import SECOND, T0, assert_one_error_line, load_topic, wharf
 
 
 def committed(url: str, group: str) -> dict[int, int | None]:
@@ -23,7 +17,7 @@ def committed(url: str, group: str) -> dict[int, int | None]:
     return {r["partition"]: r["committed"] for r in body["offsets"]}
 
 
-def test_list_and_describe(store: Store, server: ReplayServer) -> None:
+def test_list_and_describe(store: Store, server: LiveServer) -> None:
     load_topic(store, "app", 20)
     assert wharf(server.url, "replay", "-t", "app", "-g", "etl", "--to-offset", "5").returncode == 0
     assert wharf(server.url, "replay", "-t", "app", "-g", "all").returncode == 0
@@ -52,7 +46,7 @@ def test_list_and_describe(store: Store, server: ReplayServer) -> None:
     assert table.returncode == 0 and "lag 45" in table.stdout
 
 
-def test_reset_each_way(store: Store, server: ReplayServer) -> None:
+def test_reset_each_way(store: Store, server: LiveServer) -> None:
     load_topic(store, "app", 20)
     url = server.url
     done = wharf(url, "groups", "reset", "etl", "-t", "app", "--to-latest")
@@ -74,7 +68,7 @@ def test_reset_each_way(store: Store, server: ReplayServer) -> None:
     assert committed(url, "etl") == {0: 20, 1: 12, 2: 12}
 
 
-def test_group_errors_are_one_line(store: Store, server: ReplayServer) -> None:
+def test_group_errors_are_one_line(store: Store, server: LiveServer) -> None:
     load_topic(store, "app", 3)
     url = server.url
     assert_one_error_line(wharf(url, "groups", "describe", "nope"), "no consumer group 'nope'")
@@ -96,7 +90,7 @@ def test_group_errors_are_one_line(store: Store, server: ReplayServer) -> None:
     )
 
 
-def test_offset_lookup_endpoint(store: Store, server: ReplayServer) -> None:
+def test_offset_lookup_endpoint(store: Store, server: LiveServer) -> None:
     load_topic(store, "app", 20)
     path = "/v1/topics/app/partitions/1/offset"
     for ts, want in ((0, 0), (T0 + 7 * SECOND, 7), (T0 + 7 * SECOND + 1, 8), (T0 * 2, 20)):

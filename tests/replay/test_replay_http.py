@@ -9,16 +9,9 @@ from collections import Counter
 from typing import Any
 
 from collector.storage import Store
+from tests.harness import LiveServer
 from tests.http.live import request
-from tests.replay.helpers import (
-    HttpReceiver,
-    ReplayServer,
-    load_topic,
-    resume_args,
-    spawn,
-    stop_when,
-    wharf,
-)
+from tests.replay.helpers import HttpReceiver, load_topic, resume_args, spawn, stop_when, wharf
 
 PER_HOST = 200
 BATCH = 40
@@ -58,7 +51,7 @@ def assert_in_flight_only(receiver: HttpReceiver, expected: dict[int, int]) -> N
 
 
 def test_every_record_delivered_through_failures(
-    store: Store, server: ReplayServer, receiver: HttpReceiver
+    store: Store, server: LiveServer, receiver: HttpReceiver
 ) -> None:
     parts = load_topic(store, "orders", PER_HOST)
     receiver.fail_every = 3
@@ -101,7 +94,7 @@ def test_every_record_delivered_through_failures(
 
 
 def test_sigkill_then_resume_repeats_only_the_batch_in_flight(
-    store: Store, server: ReplayServer, receiver: HttpReceiver
+    store: Store, server: LiveServer, receiver: HttpReceiver
 ) -> None:
     parts = load_topic(store, "orders", PER_HOST)
     receiver.fail_every = 3
@@ -133,7 +126,7 @@ def test_sigkill_then_resume_repeats_only_the_batch_in_flight(
 
 
 def test_sigint_commits_prints_resume_and_exits_130(
-    store: Store, server: ReplayServer, receiver: HttpReceiver
+    store: Store, server: LiveServer, receiver: HttpReceiver
 ) -> None:
     parts = load_topic(store, "orders", PER_HOST)
     receiver.delay_s = 0.1
@@ -161,7 +154,7 @@ def test_sigint_commits_prints_resume_and_exits_130(
 
 
 def test_sigint_without_group_resumes_from_offsets(
-    store: Store, server: ReplayServer, receiver: HttpReceiver
+    store: Store, server: LiveServer, receiver: HttpReceiver
 ) -> None:
     parts = load_topic(store, "orders", PER_HOST)
     receiver.delay_s = 0.1
@@ -179,7 +172,7 @@ def test_sigint_without_group_resumes_from_offsets(
 
 
 def test_http_refusal_is_fatal_with_a_clear_line(
-    store: Store, server: ReplayServer, receiver: HttpReceiver
+    store: Store, server: LiveServer, receiver: HttpReceiver
 ) -> None:
     load_topic(store, "orders", 20)
     receiver.script = [400]
@@ -196,7 +189,7 @@ def test_http_refusal_is_fatal_with_a_clear_line(
 
 
 def test_429_retry_after_is_honoured(
-    store: Store, server: ReplayServer, receiver: HttpReceiver
+    store: Store, server: LiveServer, receiver: HttpReceiver
 ) -> None:
     load_topic(store, "orders", 5)
     receiver.script = [429]
@@ -211,7 +204,7 @@ def test_429_retry_after_is_honoured(
 
 
 def test_sink_that_never_answers_gives_up_after_retry_for(
-    store: Store, server: ReplayServer, receiver: HttpReceiver
+    store: Store, server: LiveServer, receiver: HttpReceiver
 ) -> None:
     load_topic(store, "orders", 5)
     receiver.fail_every = 1

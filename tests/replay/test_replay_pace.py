@@ -10,7 +10,8 @@ import threading
 import time
 
 from collector.storage import Store, TopicConfig
-from tests.replay.helpers import ReplayServer, load_topic, make_records, spawn, wharf
+from tests.harness import LiveServer
+from tests.replay.helpers import load_topic, make_records, spawn, wharf
 from wharf import batch as wb
 
 
@@ -42,7 +43,7 @@ def arrivals(url: str, *args: str, count: int) -> list[tuple[float, dict[str, ob
 
 
 def test_speed_10_on_records_10s_apart_takes_about_1s_each(
-    store: Store, server: ReplayServer
+    store: Store, server: LiveServer
 ) -> None:
     store.create_topic("slow", TopicConfig(partitions=1))
     store.append("slow", 0, wb.build(make_records("web-1", 4, step_s=10)))
@@ -55,7 +56,7 @@ def test_speed_10_on_records_10s_apart_takes_about_1s_each(
     assert 1.5 <= total <= 9.0, total
 
 
-def test_speed_merges_partitions_by_time(store: Store, server: ReplayServer) -> None:
+def test_speed_merges_partitions_by_time(store: Store, server: LiveServer) -> None:
     # Two hosts, interleaved in time 5 s apart: a 10x replay goes back and forth between
     # partitions every ~0.5 s.
     store.create_topic("two", TopicConfig(partitions=3))
@@ -69,7 +70,7 @@ def test_speed_merges_partitions_by_time(store: Store, server: ReplayServer) -> 
     assert 1.25 <= total <= 7.5, total
 
 
-def test_speed_cuts_long_gaps_to_max_gap(store: Store, server: ReplayServer) -> None:
+def test_speed_cuts_long_gaps_to_max_gap(store: Store, server: LiveServer) -> None:
     store.create_topic("gap", TopicConfig(partitions=1))
     store.append("gap", 0, wb.build(make_records("web-1", 3, step_s=3600)))  # an hour apart
     started = time.monotonic()
@@ -80,7 +81,7 @@ def test_speed_cuts_long_gaps_to_max_gap(store: Store, server: ReplayServer) -> 
     assert elapsed < 20  # 720 s at 10x without the cap; about 0.6 s with it
 
 
-def test_rate_caps_records_per_second(store: Store, server: ReplayServer) -> None:
+def test_rate_caps_records_per_second(store: Store, server: LiveServer) -> None:
     load_topic(store, "app", 10)  # 30 records
     started = time.monotonic()
     done = wharf(server.url, "replay", "-t", "app", "--rate", "20/s", "-q")

@@ -12,19 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from cli.replay import rfc3339_ns
+from cli.render import rfc3339_ns
 from cli.timeparse import parse_time
 from collector.storage import Store, TopicConfig
+from tests.harness import LiveServer, wait_for
 from tests.http.live import request
 from tests.replay.helpers import (
     SECOND,
     T0,
-    ReplayServer,
     assert_one_error_line,
     load_topic,
     make_records,
+    replay_api,
     spawn,
-    wait_until,
     wharf,
 )
 from wharf import batch as wb
@@ -40,13 +40,13 @@ def offsets(stdout: str) -> dict[int, list[int]]:
 
 
 @pytest.fixture(params=[True, False], ids=["lookup", "no-lookup"])
-def any_server(request: pytest.FixtureRequest, store: Store) -> Iterator[ReplayServer]:
+def any_server(request: pytest.FixtureRequest, store: Store) -> Iterator[LiveServer]:
     """A collector with the offset-by-time lookup, and one without (older)."""
-    with ReplayServer(store, lookup=request.param) as srv:
+    with replay_api(store, lookup=request.param) as srv:
         yield srv
 
 
-def test_from_time_to_time(store: Store, any_server: ReplayServer) -> None:
+def test_from_time_to_time(store: Store, any_server: LiveServer) -> None:
     load_topic(store, "app", 100)
     start, end = rfc3339_ns(T0 + 40 * SECOND), rfc3339_ns(T0 + 43 * SECOND)
     done = wharf(any_server.url, "replay", "-t", "app", "--from-time", start, "--to-time", end)
@@ -54,7 +54,7 @@ def test_from_time_to_time(store: Store, any_server: ReplayServer) -> None:
     assert offsets(done.stdout) == {p: [40, 41, 42] for p in range(3)}
 
 
-def test_from_time_with_a_zone_and_to_the_end(store: Store, any_server: ReplayServer) -> None:
+def test_from_time_with_a_zone_and_to_the_end(store: Store, any_server: LiveServer) -> None:
     load_topic(store, "app", 100)
     # 97 s after T0, written in +02:00.
     ts = T0 + 97 * SECOND
@@ -65,7 +65,7 @@ def test_from_time_with_a_zone_and_to_the_end(store: Store, any_server: ReplaySe
     assert offsets(done.stdout) == {p: [97, 98, 99] for p in range(3)}
 
 
-def test_from_time_after_everything_replays_nothing(store: Store, any_server: ReplayServer) -> None:
+def test_from_time_after_everything_replays_nothing(store: Store, any_server: LiveServer) -> None:
     load_topic(store, "app", 10)
     done = wharf(any_server.url, "replay", "-t", "app", "--from-time", "now")
     assert done.returncode == 0, done.stderr
@@ -73,7 +73,7 @@ def test_from_time_after_everything_replays_nothing(store: Store, any_server: Re
     assert "replayed 0 records" in done.stderr
 
 
-def test_offsets_every_partition_and_per_partition(store: Store, server: ReplayServer) -> None:
+def test_offsets_every_partition_and_per_partition(store: Store, server: LiveServer) -> None:
     load_topic(store, "app", 30)
     done = wharf(server.url, "replay", "-t", "app", "--from-offset", "25", "--to-offset", "28")
     assert offsets(done.stdout) == {p: [25, 26, 27] for p in range(3)}
@@ -86,9 +86,7 @@ def test_offsets_every_partition_and_per_partition(store: Store, server: ReplayS
     assert offsets(done.stdout) == {1: [5, 6], 2: [28, 29]}
 
 
-def test_to_offset_past_the_end_is_clamped_with_a_warning(
-    store: Store, server: ReplayServer
-) -> None:
+def test_to_offset_past_the_end_is_clamped_with_a_warning(store: Store, server: LiveServer) -> None:
     load_topic(store, "app", 5, hosts=["web-1"])
     done = wharf(server.url, "replay", "-t", "app", "--partition", "1", "--to-offset", "99")
     assert done.returncode == 0, done.stderr
@@ -97,7 +95,7 @@ def test_to_offset_past_the_end_is_clamped_with_a_warning(
 
 
 def test_follow_delivers_new_records_and_stops_on_sigint(
-    store: Store, server: ReplayServer, tmp_path: Path
+    store: Store, server: LiveServer, tmp_path: Path
 ) -> None:
     load_topic(store, "app", 3, hosts=["web-1"])
     out = tmp_path / "follow.ndjson"
@@ -105,14 +103,15 @@ def test_follow_delivers_new_records_and_stops_on_sigint(
         server.url, "replay", "-t", "app", "-g", "live", "--follow", "--sink", f"file:{out}"
     )
     try:
-        wait_until(lambda: out.exists() and len(out.read_text().splitlines()) == 3, what="3")
+        wait_for(lambda: out.exists() and len(out.read_text().splitlines()) == 3, 30, "3")
         store.append("app", 1, wb.build(make_records("web-1", 4, start=T0 + 100 * SECOND)))
-        wait_until(lambda: len(out.read_text().splitlines()) == 7, what="the 4 new records")
-        wait_until(
+        wait_for(lambda: len(out.read_text().splitlines()) == 7, 30, "the 4 new records")
+        wait_for(
             lambda: (
                 request(server.url, "GET", "/v1/groups/live")[1]["offsets"][1]["committed"] == 7
             ),
-            what="the commit of the new records",
+            30,
+            "the commit of the new records",
         )
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
@@ -153,13 +152,13 @@ def test_follow_delivers_new_records_and_stops_on_sigint(
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
-    store: Store, server: ReplayServer, args: list[str], fragment: str
+    store: Store, server: LiveServer, args: list[str], fragment: str
 ) -> None:
     load_topic(store, "app", 3)
     assert_one_error_line(wharf(server.url, "replay", "-t", "app", *args), fragment)
 
 
-def test_unknown_topic_and_unreachable_collector(store: Store, server: ReplayServer) -> None:
+def test_unknown_topic_and_unreachable_collector(store: Store, server: LiveServer) -> None:
     assert_one_error_line(wharf(server.url, "replay", "-t", "nope"), "nope")
     assert_one_error_line(
         wharf("http://127.0.0.1:9", "replay", "-t", "app"), "cannot reach the collector"
@@ -182,13 +181,15 @@ def test_records_deleted_by_retention_mid_replay_are_skipped_with_a_warning(
             now_ms[0] += 10
         assert len(list((tmp_path / "data/topics/ret/0").glob("*.seg"))) == 3
         out = tmp_path / "out.ndjson"
-        with ReplayServer(store) as srv:
+        with replay_api(store) as srv:
             proc = spawn(
                 srv.url, "replay", "-t", "ret", "--rate", "100/s", "--batch", "10",
                 "--sink", f"file:{out}",
             )  # fmt: skip
             try:
-                wait_until(lambda: out.exists() and len(out.read_text().splitlines()) >= 20)
+                wait_for(
+                    lambda: out.exists() and len(out.read_text().splitlines()) >= 20, 30, "20 lines"
+                )
                 # The first two segments expire while the replay is still in the first.
                 assert store.enforce_retention(now_ms[0] + 1000 - 15) == 2
                 _, err = proc.communicate(timeout=60)

@@ -10,20 +10,14 @@ from pathlib import Path
 import pytest
 
 from collector.storage import Store
-from tests.collector.helpers import IngestUnderTest
-from tests.replay.helpers import (
-    HOSTS,
-    ReplayServer,
-    TcpReceiver,
-    load_topic,
-    wharf,
-)
+from tests.harness import IngestUnderTest, LiveServer
+from tests.replay.helpers import HOSTS, TcpReceiver, load_topic, wharf
 from wharf import batch as wb
 from wharf.record import Record
 from wharf.topics import partition_for
 
 
-def test_stdout_json_is_the_api_record(store: Store, server: ReplayServer) -> None:
+def test_stdout_json_is_the_api_record(store: Store, server: LiveServer) -> None:
     parts = load_topic(store, "app", 10)
     done = wharf(server.url, "replay", "-t", "app")
     assert done.returncode == 0, done.stderr
@@ -37,7 +31,7 @@ def test_stdout_json_is_the_api_record(store: Store, server: ReplayServer) -> No
     assert "replayed 30 records of 'app' to stdout" in done.stderr
 
 
-def test_stdout_raw_and_logfmt(store: Store, server: ReplayServer) -> None:
+def test_stdout_raw_and_logfmt(store: Store, server: LiveServer) -> None:
     load_topic(store, "app", 3, hosts=["web-1"])
     raw = wharf(server.url, "replay", "-t", "app", "-o", "raw", "-q")
     assert raw.returncode == 0 and raw.stderr == ""
@@ -50,7 +44,7 @@ def test_stdout_raw_and_logfmt(store: Store, server: ReplayServer) -> None:
 
 
 def test_file_sink_appends_and_a_second_group_run_adds_only_new(
-    store: Store, server: ReplayServer, tmp_path: Path
+    store: Store, server: LiveServer, tmp_path: Path
 ) -> None:
     load_topic(store, "app", 50)
     out = tmp_path / "out.ndjson"
@@ -70,7 +64,7 @@ def test_file_sink_appends_and_a_second_group_run_adds_only_new(
 
 
 def test_file_sink_starts_a_new_line_after_a_torn_one(
-    store: Store, server: ReplayServer, tmp_path: Path
+    store: Store, server: LiveServer, tmp_path: Path
 ) -> None:
     load_topic(store, "app", 2, hosts=["web-1"])
     out = tmp_path / "out.ndjson"
@@ -83,9 +77,7 @@ def test_file_sink_starts_a_new_line_after_a_torn_one(
     assert [json.loads(x)["offset"] for x in lines[1:]] == [0, 1]
 
 
-def test_file_sink_unwritable_is_one_line(
-    store: Store, server: ReplayServer, tmp_path: Path
-) -> None:
+def test_file_sink_unwritable_is_one_line(store: Store, server: LiveServer, tmp_path: Path) -> None:
     load_topic(store, "app", 2)
     done = wharf(server.url, "replay", "-t", "app", "--sink", f"file:{tmp_path}/no/such/dir/x")
     assert done.returncode == 2
@@ -93,7 +85,7 @@ def test_file_sink_unwritable_is_one_line(
     assert done.stderr.count("\n") == 1
 
 
-def test_tcp_sink_lines(store: Store, server: ReplayServer, tcp_receiver: TcpReceiver) -> None:
+def test_tcp_sink_lines(store: Store, server: LiveServer, tcp_receiver: TcpReceiver) -> None:
     parts = load_topic(store, "app", 40)
     done = wharf(
         server.url,
@@ -109,7 +101,7 @@ def test_tcp_sink_lines(store: Store, server: ReplayServer, tcp_receiver: TcpRec
     assert tcp_receiver.connections == 1
 
 
-def test_tcp_sink_nobody_listening_gives_up(store: Store, server: ReplayServer) -> None:
+def test_tcp_sink_nobody_listening_gives_up(store: Store, server: LiveServer) -> None:
     load_topic(store, "app", 2)
 
     with socket.socket() as s:
@@ -141,7 +133,7 @@ def _stored(store: Store, topic: str) -> dict[int, list[tuple[str, str, int]]]:
 
 
 def test_wharf_sink_copies_into_another_topic_exactly_once(
-    store: Store, server: ReplayServer, dest: IngestUnderTest
+    store: Store, server: LiveServer, dest: IngestUnderTest
 ) -> None:
     parts = load_topic(store, "app", 60)
     sink = f"wharf://{dest.address}/app-copy"
@@ -164,7 +156,7 @@ def test_wharf_sink_copies_into_another_topic_exactly_once(
 
 
 def test_wharf_sink_wrong_token_is_one_clear_error(
-    store: Store, server: ReplayServer, dest: IngestUnderTest
+    store: Store, server: LiveServer, dest: IngestUnderTest
 ) -> None:
     load_topic(store, "app", 3)
     done = wharf(

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from parsers import Record, get_parser
 from shipper.batcher import Batcher, FileTrack
 from shipper.tail import Event, Tail
-from tests.shipper.helpers import scene, wait_caught_up
+from tests.harness import wait_caught_up
+from tests.shipper.helpers import scene
 
 T0 = "2024-05-01T12:00:00.000000001Z"
 

@@ -11,16 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.shipper.helpers import (
-    CollectorProc,
-    ShipperProc,
-    assert_exactly_once,
-    line,
-    numbers,
+from tests.harness import (
+    CollectorProcess,
+    ShipperProcess,
     status_of,
     wait_caught_up,
-    write_config,
+    write_shipper_config,
 )
+from tests.shipper.helpers import assert_exactly_once, line, numbers
 
 LOGROTATE = shutil.which("logrotate") or (
     "/usr/sbin/logrotate" if Path("/usr/sbin/logrotate").exists() else None
@@ -48,14 +46,14 @@ def test_copytruncate_with_real_logrotate_under_load(tmp_path: Path) -> None:
         f"{live} {{\n  copytruncate\n  rotate 1000\n  compress\n  delaycompress\n"
         "  missingok\n  notifempty\n}\n"
     )
-    col = CollectorProc(tmp_path / "data").start()
-    cfg = write_config(
+    col = CollectorProcess(tmp_path / "data").start()
+    cfg = write_shipper_config(
         tmp_path / "shipper.toml",
         state_dir=tmp_path / "state",
         collectors=[col.address],
         inputs=[{"paths": [str(live)], "topic": "ct"}],
     )
-    sh = ShipperProc(cfg, tmp_path / "shipper.log").start()
+    sh = ShipperProcess(cfg, tmp_path / "shipper.log").start()
     stop = threading.Event()
     written = [0]
 
@@ -129,8 +127,9 @@ def test_copytruncate_while_the_reader_lags_recovers_unread_bytes_from_the_copy(
     live = logs / "app.log"
     first = 20_000
     live.write_bytes(b"".join(line(i) for i in range(first)))
-    col = CollectorProc(tmp_path / "data")
-    cfg = write_config(
+    # fixed ports: the shipper is configured, and started, before its collector exists
+    col = CollectorProcess(tmp_path / "data", fixed_ports=True)
+    cfg = write_shipper_config(
         tmp_path / "shipper.toml",
         state_dir=tmp_path / "state",
         collectors=[col.address],
@@ -140,7 +139,7 @@ def test_copytruncate_while_the_reader_lags_recovers_unread_bytes_from_the_copy(
         batch_bytes=65536,
         window=2,
     )
-    sh = ShipperProc(cfg, tmp_path / "shipper.log").start()
+    sh = ShipperProcess(cfg, tmp_path / "shipper.log").start()
     try:
         time.sleep(1.5)
         st = status_of(tmp_path / "state")

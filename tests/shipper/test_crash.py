@@ -11,17 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.shipper.helpers import (
-    CollectorProc,
-    ShipperProc,
-    assert_exactly_once,
-    line,
-    numbers,
-    scene,
-    status_of,
-    wait_caught_up,
-    wait_for,
-)
+from tests.harness import CollectorProcess, ShipperProcess, status_of, wait_caught_up, wait_for
+from tests.shipper.helpers import assert_exactly_once, line, numbers, scene
 
 KILLS = 22
 
@@ -133,7 +124,9 @@ def test_sigkill_at_random_moments_and_during_checkpoint_writes(tmp_path: Path) 
     _bytes_exactly_once(col.records("crash"), str(slow), slow.read_bytes())
 
 
-def _run_once(tmp_path: Path, first: range, *, damage: str) -> tuple[CollectorProc, ShipperProc]:
+def _run_once(
+    tmp_path: Path, first: range, *, damage: str
+) -> tuple[CollectorProcess, ShipperProcess]:
     s = scene(tmp_path, [{"paths": ["*.log"], "topic": "state"}])
     logs, state, col, sh = s.logs, s.state, s.col, s.shipper
     log = logs / "a.log"

@@ -8,21 +8,17 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from tests.collector.helpers import free_port
-from tests.shipper.helpers import (
+from tests.harness import (
     ROOT,
-    CollectorProc,
-    ShipperProc,
-    assert_exactly_once,
-    line,
-    numbers,
-    scene,
+    CollectorProcess,
+    ShipperProcess,
     shipper_status,
     status_of,
     wait_caught_up,
     wait_for,
-    write_config,
+    write_shipper_config,
 )
+from tests.shipper.helpers import assert_exactly_once, line, numbers, scene
 
 
 def test_sighup_adds_and_removes_inputs_without_losing_positions(tmp_path: Path) -> None:
@@ -30,20 +26,22 @@ def test_sighup_adds_and_removes_inputs_without_losing_positions(tmp_path: Path)
     re-sent), B's files stop, C's files start; re-adding B later resumes where B stopped."""
     logs = tmp_path / "logs"
     logs.mkdir()
-    col = CollectorProc(tmp_path / "data").start()
+    col = CollectorProcess(tmp_path / "data").start()
     state = tmp_path / "state"
     a_in = {"paths": [str(logs / "a*.log")], "topic": "ra"}
     b_in = {"paths": [str(logs / "b*.log")], "topic": "rb"}
     c_in = {"paths": [str(logs / "c*.log")], "topic": "rc", "fields": {"added": "yes"}}
     cfg_path = tmp_path / "shipper.toml"
-    write_config(cfg_path, state_dir=state, collectors=[col.address], inputs=[a_in, b_in])
+    write_shipper_config(cfg_path, state_dir=state, collectors=[col.address], inputs=[a_in, b_in])
     (logs / "a.log").write_bytes(b"".join(line(i) for i in range(100)))
     (logs / "b.log").write_bytes(b"".join(line(i) for i in range(1000, 1100)))
     (logs / "c.log").write_bytes(b"".join(line(i) for i in range(2000, 2100)))
-    sh = ShipperProc(cfg_path, tmp_path / "shipper.log").start()
+    sh = ShipperProcess(cfg_path, tmp_path / "shipper.log").start()
     try:
         wait_caught_up(state, min_files=2)
-        write_config(cfg_path, state_dir=state, collectors=[col.address], inputs=[a_in, c_in])
+        write_shipper_config(
+            cfg_path, state_dir=state, collectors=[col.address], inputs=[a_in, c_in]
+        )
         sh.hup()
         wait_for(lambda: "reloaded" in sh.output(), 20, "the reload")
         with (logs / "a.log").open("ab") as f:
@@ -54,7 +52,9 @@ def test_sighup_adds_and_removes_inputs_without_losing_positions(tmp_path: Path)
         paths = sorted(Path(f["path"]).name for f in status_of(state)["files"])
         assert paths == ["a.log", "c.log"]
         # B comes back: it resumes at its saved offset (1100 onwards only).
-        write_config(cfg_path, state_dir=state, collectors=[col.address], inputs=[a_in, c_in, b_in])
+        write_shipper_config(
+            cfg_path, state_dir=state, collectors=[col.address], inputs=[a_in, c_in, b_in]
+        )
         sh.hup()
         wait_for(lambda: sh.output().count("reloaded") == 2, 20, "the second reload")
         wait_caught_up(state, min_files=3)
@@ -70,17 +70,17 @@ def test_sighup_adds_and_removes_inputs_without_losing_positions(tmp_path: Path)
 
 
 def test_status_command_metrics_and_clean_exit(tmp_path: Path) -> None:
-    port = free_port()
     s = scene(
         tmp_path,
         [{"paths": ["*.log"], "topic": "st"}],
-        metrics_listen=f"127.0.0.1:{port}",
+        metrics_listen="127.0.0.1:0",  # the shipper binds a port; metrics_port reads it back
         max_line_bytes=150,
     )
     logs, state, col, cfg = s.logs, s.state, s.col, s.config
     (logs / "a.log").write_bytes(b"".join(line(i) for i in range(50)) + b"z" * 200 + b"\n")
     sh = s.shipper.start()
     try:
+        port = sh.metrics_port
         wait_caught_up(state)
         js = sh.status()
         assert js["running"] is True

@@ -9,22 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.shipper.helpers import (
-    CollectorProc,
-    ShipperProc,
-    assert_exactly_once,
-    line,
-    numbers,
-    scene,
-    status_of,
-    wait_caught_up,
-    wait_for,
-)
+from tests.harness import CollectorProcess, ShipperProcess, status_of, wait_caught_up, wait_for
+from tests.shipper.helpers import assert_exactly_once, line, numbers, scene
 
 HEADER = b"".join(f"# build header {i:04d} {'h' * 80}\n".encode() for i in range(22))  # ~2 KiB
 
 
-def _setup(tmp_path: Path, **knobs: object) -> tuple[CollectorProc, Path, ShipperProc]:
+def _setup(tmp_path: Path, **knobs: object) -> tuple[CollectorProcess, Path, ShipperProcess]:
     s = scene(tmp_path, [{"paths": ["*.log"], "topic": "id"}], **knobs)
     return s.col, s.logs, s.shipper
 
@@ -50,7 +41,7 @@ def _on_inode(directory: Path, ino: int, dest: Path, content: bytes) -> bool:
             p.unlink(missing_ok=True)
 
 
-def _store_numbers(col: CollectorProc) -> list[int]:
+def _store_numbers(col: CollectorProcess) -> list[int]:
     return numbers(col.lines("id"))
 
 

@@ -11,9 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness import (
+    CollectorProcess,
+    ShipperProcess,
+    status_of,
+    wait_caught_up,
+    wait_for,
+    write_shipper_config,
+)
 from tests.shipper.helpers import (
-    CollectorProc,
-    ShipperProc,
     assert_exactly_once,
     line,
     numbers,
@@ -21,10 +27,6 @@ from tests.shipper.helpers import (
     proc_fds,
     proc_rss_peak_kb,
     scene,
-    status_of,
-    wait_caught_up,
-    wait_for,
-    write_config,
 )
 
 
@@ -83,9 +85,9 @@ def test_10000_files_bounded_descriptors_and_idle_cpu(tmp_path: Path) -> None:
     n_files = 10_000
     for k in range(n_files):
         (logs / f"f{k:05d}.log").write_bytes(line(k))
-    col = CollectorProc(tmp_path / "data").start()
+    col = CollectorProcess(tmp_path / "data").start()
     state = tmp_path / "state"
-    cfg = write_config(
+    cfg = write_shipper_config(
         tmp_path / "shipper.toml",
         state_dir=state,
         collectors=[col.address],
@@ -94,10 +96,10 @@ def test_10000_files_bounded_descriptors_and_idle_cpu(tmp_path: Path) -> None:
         rescan_interval_s=10.0,
         status_interval_s=1.0,
     )
-    sh = ShipperProc(cfg, tmp_path / "shipper.log").start(wait_ready=False)
+    sh = ShipperProcess(cfg, tmp_path / "shipper.log").start(wait_ready=False)
     max_fds = 0
     try:
-        wait_for(lambda: sh._dead() or "shipper ready" in sh.output(), 120, "start")
+        wait_for(lambda: sh.exited() or "shipper ready" in sh.output(), 120, "start")
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             max_fds = max(max_fds, proc_fds(sh.pid))

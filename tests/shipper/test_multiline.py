@@ -11,11 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.shipper.helpers import (
-    scene,
-    status_of,
-    wait_caught_up,
-)
+from tests.harness import status_of, wait_caught_up
+from tests.shipper.helpers import scene
 
 FRAMES = 6
 

@@ -10,15 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.shipper.helpers import (
-    assert_exactly_once,
-    line,
-    numbers,
-    scene,
-    status_of,
-    wait_caught_up,
-    wait_for,
-)
+from tests.harness import status_of, wait_caught_up, wait_for
+from tests.shipper.helpers import assert_exactly_once, line, numbers, scene
 
 OUTAGE_S = 12.0
 
@@ -35,6 +28,7 @@ def test_collector_down_while_rotating_and_deleting_spools_then_no_loss(tmp_path
     s = scene(
         tmp_path,
         [{"paths": ["*.log"], "topic": "out"}],
+        fixed_ports=True,  # the collector comes back where the running shipper expects it
         memory_queue_bytes=16 << 10,
         batch_bytes=64 << 10,
     )

@@ -11,16 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.shipper.helpers import (
-    CollectorProc,
-    ShipperProc,
-    assert_exactly_once,
-    line,
-    numbers,
-    scene,
-    wait_caught_up,
-    wait_for,
-)
+from tests.harness import CollectorProcess, ShipperProcess, wait_caught_up, wait_for
+from tests.shipper.helpers import assert_exactly_once, line, numbers, scene
 
 RATE = 20_000  # lines per second
 ROTATE_BYTES = 3 << 20  # "every few MB"
@@ -95,7 +87,7 @@ def test_rename_rotation_under_load_with_sigkill_between_rename_and_create(
     assert_exactly_once(numbers(col.lines("rot")), range(total))
 
 
-def _partial_setup(tmp_path: Path) -> tuple[CollectorProc, Path, ShipperProc]:
+def _partial_setup(tmp_path: Path) -> tuple[CollectorProcess, Path, ShipperProcess]:
     # partial_line_timeout_s is longer than the test: only shutdown and rotation flush
     s = scene(tmp_path, [{"paths": ["*.log"], "topic": "part"}], partial_line_timeout_s=30.0)
     return s.col, s.logs, s.shipper

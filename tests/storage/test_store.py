@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from collector.filters.query import Query
 from collector.storage import Store, TopicConfig
 from collector.storage.scan import ScanStats, count, scan
+from tests.harness import gnu_grep
 from tests.storage.helpers import DATA, T0, Clock, numbered, numbers_in
 from wharf import batch as wb
 from wharf.errors import (
@@ -264,12 +264,7 @@ def test_scan_finds_exactly_what_grep_finds(
                     for i, line in enumerate(lines[k : k + 700])
                 ]
                 store.append("logs", 0, wb.build(recs))
-            out = subprocess.run(
-                ["grep", *grep_args, "--", pattern, str(path)],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
+            out = gnu_grep(*grep_args, "--", pattern, str(path))
             expected += out.stdout.splitlines()
         part = store.partition("logs", 0)
         q = Query(pattern=pattern, **query)
