@@ -37,13 +37,13 @@ from cli.replay import (
     DEFAULT_BATCH,
     DONE,
     IDLE,
-    Batcher,
     Bounds,
     Cursor,
     Merger,
     NeedFetch,
     Plan,
     ReplayOptions,
+    SinkBatcher,
     SpeedPacer,
     TokenBucket,
     backoff_delay,
@@ -432,7 +432,7 @@ class _Replay:
         self.merger = Merger(self.plan.cursors)
         self.cursors = {c.partition: c for c in self.plan.cursors}
         encode = None if opts.sink.kind == "wharf" else encoder_for(opts.output)
-        self.batcher = Batcher(opts.batch, encode)
+        self.batcher = SinkBatcher(opts.batch, encode)
         self.bucket = TokenBucket(opts.rate) if opts.rate is not None else None
         self.pacer = SpeedPacer(opts.speed, opts.max_gap_s) if opts.speed is not None else None
 

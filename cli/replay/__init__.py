@@ -3,7 +3,7 @@ sink batches. No sockets and no sleeping here: the CLI drives them (``cli/replay
 ``cli/sinks.py``). Records are ``wharf.api.Hit``s, printed by ``cli.render`` as grep prints
 them."""
 
-from cli.replay._batch import MAX_BATCH_BYTES, Batcher, SinkBatch
+from cli.replay._batch import MAX_BATCH_BYTES, SinkBatch, SinkBatcher
 from cli.replay._merge import DONE, IDLE, Cursor, Merger, NeedFetch
 from cli.replay._options import DEFAULT_BATCH, MAX_BATCH, ReplayOptions
 from cli.replay._pacing import (
@@ -26,7 +26,7 @@ __all__ = [
     "DONE",
     "IDLE",
     "MAX_BATCH_BYTES",
-    "Batcher",
+    "SinkBatcher",
     "Bounds",
     "Cursor",
     "Merger",

@@ -49,8 +49,9 @@ class SinkBatch:
         return key
 
 
-class Batcher:
-    """Collects records until ``max_records`` or ``max_bytes``; ``take()`` hands them over."""
+class SinkBatcher:
+    """Collects records into ``SinkBatch``es until ``max_records`` or ``max_bytes``; ``take()``
+    hands one over. (The shipper's ``Batcher`` builds wire batches; this one, deliveries.)"""
 
     def __init__(
         self, max_records: int, encode: Encoder | None, max_bytes: int = MAX_BATCH_BYTES

@@ -18,13 +18,13 @@ from cli.render import encoder_for, rfc3339_ns
 from cli.replay import (
     DONE,
     IDLE,
-    Batcher,
     Bounds,
     Cursor,
     Merger,
     NeedFetch,
     OffsetSpec,
     ReplayOptions,
+    SinkBatcher,
     SpeedPacer,
     TokenBucket,
     backoff_delay,
@@ -271,7 +271,7 @@ def test_gaps_are_reported_and_jumped() -> None:
 
 
 def test_batcher_ranges_keys_and_limits() -> None:
-    b = Batcher(3, encoder_for("raw"))
+    b = SinkBatcher(3, encoder_for("raw"))
     assert b.take() is None
     assert not b.add(_rec(1, 5, 0))
     assert not b.add(_rec(0, 9, 0))
@@ -281,9 +281,9 @@ def test_batcher_ranges_keys_and_limits() -> None:
     assert batch.lines == [b"1:5\n", b"0:9\n", b"1:6\n"]
     assert batch.commits() == {1: 7, 0: 10}
     assert batch.idempotency_key("app") == "app-0-9-9_app-1-5-6"
-    small = Batcher(1000, encoder_for("raw"), max_bytes=8)
+    small = SinkBatcher(1000, encoder_for("raw"), max_bytes=8)
     assert not small.add(_rec(0, 0, 0)) and small.add(_rec(0, 1, 0))
-    many = Batcher(10_000, None)
+    many = SinkBatcher(10_000, None)
     for p in range(100):
         many.add(_rec(p, 123456, 0))
     key = many.take()
