@@ -21,7 +21,8 @@ from typing import Final
 
 from collector.config import CollectorConfig
 from collector.metrics import Metrics
-from collector.storage import AppendResult, Store
+from collector.storage import AppendResult
+from collector.storage.interface import Storage
 from wharf import batch as wb
 from wharf import protocol as wp
 from wharf.errors import (
@@ -68,7 +69,7 @@ class IngestServer:
 
     def __init__(
         self,
-        store: Store,
+        store: Storage,
         config: CollectorConfig,
         metrics: Metrics,
         *,
