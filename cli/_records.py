@@ -11,17 +11,16 @@ How records are printed is ``cli.render``'s.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from cli._common import EXIT_MATCH, stdout_is_terminal
 from cli.render import FORMAT_HELP, parse_format
-from wharf.api import Params
+from wharf.api import OutOfBounds, Params
 from wharf.errors import InvalidArgument
 
 P = TypeVar("P", bound=Params)
@@ -91,9 +90,6 @@ def output_format(choice: str | None) -> str:
 
 # -- requests -------------------------------------------------------------------------------
 
-# "parameter limit=0 must be >= 1", "parameter after=5000 exceeds 1000" (``wharf.api``).
-_BOUND: Final = re.compile(r"parameter (\w+)=(-?\d+) (must be >= |exceeds )(-?\d+)")
-
 
 def build(
     cls: type[P],
@@ -107,21 +103,20 @@ def build(
     messages to the command's own (``count=1 and files=1 ...`` -> ``give -c or -l ...``)."""
     try:
         return cls(**values)
+    except OutOfBounds as exc:
+        option = options.get(exc.parameter)
+        if option is None:
+            raise
+        if exc.minimum:
+            raise InvalidArgument(
+                f"{option} must be {exc.bound} or more, got {exc.value}"
+            ) from None
+        raise InvalidArgument(f"{option} {exc.value} exceeds {exc.bound}") from None
     except InvalidArgument as exc:
         message = str(exc)
         if rephrase and message in rephrase:
             raise InvalidArgument(rephrase[message]) from None
-
-        def bound(m: re.Match[str]) -> str:
-            name, value, kind, limit = m.groups()
-            option = options.get(name)
-            if option is None:
-                return m.group(0)
-            if kind == "exceeds ":
-                return f"{option} {value} exceeds {limit}"
-            return f"{option} must be {limit} or more, got {value}"
-
-        raise InvalidArgument(_BOUND.sub(bound, message)) from None
+        raise
 
 
 # -- output ---------------------------------------------------------------------------------

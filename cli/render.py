@@ -65,16 +65,18 @@ def parse_format(choice: str) -> str:
 # -- values ---------------------------------------------------------------------------------
 
 
-def rfc3339(ns: int, local: bool = False) -> str:
-    """A record time as RFC 3339 with milliseconds (UTC with ``Z``, or the local zone)."""
-    seconds, rest = divmod(ns, 1_000_000_000)
+def rfc3339(ns: int, local: bool = False, *, digits: int = 3) -> str:
+    """A record time as RFC 3339 with ``digits`` of the second (3: milliseconds, 9: lossless),
+    in UTC with ``Z`` or in the local zone. A time no calendar holds stays a number."""
+    seconds, nanos = divmod(ns, 1_000_000_000)
     try:
         dt = datetime.fromtimestamp(seconds, UTC)
         if local:
             dt = dt.astimezone()
     except (OverflowError, OSError, ValueError):
         return str(ns)
-    text = dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{rest // 1_000_000:03d}"
+    fraction = f"{nanos:09d}"[:digits]
+    text = dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{fraction}"
     if not local:
         return text + "Z"
     zone = dt.strftime("%z")
@@ -83,12 +85,7 @@ def rfc3339(ns: int, local: bool = False) -> str:
 
 def rfc3339_ns(ts: int) -> str:
     """``2024-05-01T12:00:00.123456789Z`` for nanoseconds since the epoch (UTC): lossless."""
-    seconds, nanos = divmod(ts, 1_000_000_000)
-    try:
-        day = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    except (OverflowError, OSError, ValueError):
-        return str(ts)
-    return f"{day}.{nanos:09d}Z"
+    return rfc3339(ts, digits=9)
 
 
 def _text(value: object) -> str:

@@ -115,14 +115,25 @@ def _value(name: str, tp: Any, raw: list[str]) -> Any:
     return text
 
 
+class OutOfBounds(InvalidArgument):
+    """A parameter outside its bounds. ``parameter``, ``value`` and ``bound`` let a client say
+    it in its own words (the CLI names its option, not the parameter); ``minimum`` says which
+    side. Travels as ``invalid_argument``, like its parent."""
+
+    def __init__(self, parameter: str, value: int, bound: int, *, minimum: bool) -> None:
+        why = f"must be >= {bound}" if minimum else f"exceeds {bound}"
+        super().__init__(f"parameter {parameter}={value} {why}")
+        self.parameter, self.value, self.bound, self.minimum = parameter, value, bound, minimum
+
+
 def _at_least(name: str, value: int | None, minimum: int) -> None:
     if value is not None and value < minimum:
-        raise InvalidArgument(f"parameter {name}={value} must be >= {minimum}")
+        raise OutOfBounds(name, value, minimum, minimum=True)
 
 
 def _at_most(name: str, value: int | None, maximum: int) -> None:
     if value is not None and value > maximum:
-        raise InvalidArgument(f"parameter {name}={value} exceeds {maximum}")
+        raise OutOfBounds(name, value, maximum, minimum=False)
 
 
 # -- requests -------------------------------------------------------------------------------

@@ -7,18 +7,15 @@ from aiohttp import web
 
 from collector import groups
 from collector.http.keys import GROUPS, STORE, in_pool
+from collector.http.stream import json_answer
 from wharf.api import CommitRequest, GroupList, NoParams, ResetRequest
-
-
-def _json(body: msgspec.Struct) -> web.Response:
-    return web.Response(body=msgspec.json.encode(body), content_type="application/json")
 
 
 async def list_groups(request: web.Request) -> web.Response:
     """``GET /v1/groups``."""
     NoParams.from_params(request.query.items())
     names = await in_pool(request, request.app[GROUPS].names)
-    return _json(GroupList(names))
+    return json_answer(GroupList(names))
 
 
 async def describe_group(request: web.Request) -> web.Response:
@@ -26,7 +23,7 @@ async def describe_group(request: web.Request) -> web.Response:
     NoParams.from_params(request.query.items())
     app = request.app
     group = request.match_info["group"]
-    return _json(await in_pool(request, groups.describe, app[STORE], app[GROUPS], group))
+    return json_answer(await in_pool(request, groups.describe, app[STORE], app[GROUPS], group))
 
 
 async def commit(request: web.Request) -> web.Response:
@@ -34,7 +31,7 @@ async def commit(request: web.Request) -> web.Response:
     app = request.app
     req = msgspec.json.decode(await request.read(), type=CommitRequest)
     group = request.match_info["group"]
-    return _json(await in_pool(request, groups.commit, app[STORE], app[GROUPS], group, req))
+    return json_answer(await in_pool(request, groups.commit, app[STORE], app[GROUPS], group, req))
 
 
 async def reset(request: web.Request) -> web.Response:
@@ -42,4 +39,4 @@ async def reset(request: web.Request) -> web.Response:
     app = request.app
     req = msgspec.json.decode(await request.read(), type=ResetRequest)
     group = request.match_info["group"]
-    return _json(await in_pool(request, groups.reset, app[STORE], app[GROUPS], group, req))
+    return json_answer(await in_pool(request, groups.reset, app[STORE], app[GROUPS], group, req))

@@ -21,6 +21,7 @@ import msgspec
 from aiohttp import web
 
 from collector.http.keys import CONFIG, METRICS
+from collector.http.stream import json_answer
 from wharf.api import error_row
 from wharf.errors import (
     Forbidden,
@@ -40,12 +41,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def error_response(exc: BaseException) -> web.Response:
     """The JSON error answer for ``exc``."""
-    return web.Response(
-        body=msgspec.json.encode(error_row(exc)),
-        status=http_status(exc),
-        content_type="application/json",
-        headers=http_headers(exc),
-    )
+    answer = json_answer(error_row(exc), status=http_status(exc))
+    answer.headers.update(http_headers(exc))
+    return answer
 
 
 @web.middleware

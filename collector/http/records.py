@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Final
 
-import msgspec
 from aiohttp import web
 
 from collector.http.keys import STORE, in_pool
-from collector.http.stream import NDJSON
+from collector.http.stream import NDJSON, json_answer
 from collector.query.search import hit_row
 from collector.storage.interface import Storage
 from wharf.api import ConsumeEnd, ConsumeRequest, OffsetAnswer, OffsetRequest, encode_row
@@ -75,4 +74,4 @@ async def offset_for_time(request: web.Request) -> web.Response:
     answer = await in_pool(
         request, lookup, request.app[STORE], request.match_info["topic"], partition, req.time
     )
-    return web.Response(body=msgspec.json.encode(answer), content_type="application/json")
+    return json_answer(answer)

@@ -12,6 +12,7 @@ import queue
 import threading
 from typing import Final
 
+import msgspec
 from aiohttp import web
 
 NDJSON: Final = "application/x-ndjson"
@@ -21,6 +22,13 @@ FEED_CHUNKS: Final = 8
 # How often a waiting handler checks whether its client went away (aiohttp does not cancel
 # handlers on disconnect, and a scan that finds nothing writes nothing that could fail).
 CLIENT_CHECK_S: Final = 0.2
+
+
+def json_answer(body: msgspec.Struct, status: int = 200) -> web.Response:
+    """A JSON answer encoded from a ``wharf.api`` Struct (field order as declared)."""
+    return web.Response(
+        body=msgspec.json.encode(body), status=status, content_type="application/json"
+    )
 
 
 def client_gone(request: web.Request) -> bool:

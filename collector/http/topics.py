@@ -6,30 +6,25 @@ import msgspec
 from aiohttp import web
 
 from collector.http.keys import CONFIG, STORE, in_pool
+from collector.http.stream import json_answer
 from collector.query.describe import all_topics, topic_sizes
 from wharf.api import CreateTopic, NoParams, TopicList
 from wharf.errors import InvalidArgument
 from wharf.topics import TopicConfig
 
 
-def _json(body: msgspec.Struct, status: int = 200) -> web.Response:
-    return web.Response(
-        body=msgspec.json.encode(body), status=status, content_type="application/json"
-    )
-
-
 async def list_topics(request: web.Request) -> web.Response:
     """``GET /v1/topics``: every topic with its sizes."""
     NoParams.from_params(request.query.items())
     topics = await in_pool(request, all_topics, request.app[STORE])
-    return _json(TopicList(topics))
+    return json_answer(TopicList(topics))
 
 
 async def describe_topic(request: web.Request) -> web.Response:
     """``GET /v1/topics/{topic}``."""
     NoParams.from_params(request.query.items())
     name = request.match_info["topic"]
-    return _json(await in_pool(request, topic_sizes, request.app[STORE], name))
+    return json_answer(await in_pool(request, topic_sizes, request.app[STORE], name))
 
 
 async def create_topic(request: web.Request) -> web.Response:
@@ -45,7 +40,7 @@ async def create_topic(request: web.Request) -> web.Response:
         raise InvalidArgument(f"topic {req.name!r}: {exc}") from None
     store = app[STORE]
     await in_pool(request, store.create_topic, req.name, config)
-    return _json(await in_pool(request, store.describe, req.name), status=201)
+    return json_answer(await in_pool(request, store.describe, req.name), status=201)
 
 
 async def delete_topic(request: web.Request) -> web.Response:
