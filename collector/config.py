@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,6 +75,15 @@ class LimitSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     idle_timeout_s: float = 90.0  # no frame at all (heartbeats included) for this long
 
 
+class ClusterSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``[cluster]``: store topics in NATS JetStream instead of the embedded store."""
+
+    nats: list[str] = []  # server URLs (nats:// or tls://); several, for failover
+    replicas: int = 3  # copies of every partition's stream (JetStream allows 1..5)
+    name: str = "wharf"  # prefix of every stream and bucket: several deployments, one NATS
+    max_batch_bytes: int = 8 << 20  # cap on a stored batch (the servers' max_payload caps too)
+
+
 class CollectorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The whole ``collector.toml``."""
 
@@ -87,6 +97,7 @@ class CollectorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     auth: AuthSettings = AuthSettings()
     tls: TlsSettings = TlsSettings()
     limits: LimitSettings = LimitSettings()
+    cluster: ClusterSettings | None = None
 
     def check(self) -> None:
         """Refuse a configuration that would expose an unauthenticated listener (raises
@@ -128,6 +139,28 @@ class CollectorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         if self.search.processes < 0:
             message = f"must be 0 (one per core) or more, got {self.search.processes}"
             yield "search.processes", message, f"search.processes {message}"
+        if self.cluster is not None:
+            yield from _cluster_checks(self.cluster)
+
+
+def _cluster_checks(c: ClusterSettings) -> Iterator[tuple[str, str, str]]:
+    if not c.nats:
+        message = "must list at least one NATS server URL (nats://host:4222)"
+        yield "cluster.nats", message, f"cluster.nats {message}"
+    for url in c.nats:
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme not in ("nats", "tls") or not rest:
+            message = f"{url!r} is not a NATS URL (nats://host:port or tls://host:port)"
+            yield "cluster.nats", message, f"cluster.nats: {message}"
+    if not 1 <= c.replicas <= 5:
+        message = f"must be 1..5 (JetStream's limit), got {c.replicas}"
+        yield "cluster.replicas", message, f"cluster.replicas {message}"
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,31}", c.name):
+        message = f"{c.name!r} must be 1 to 32 of [a-z0-9-], starting with a letter or digit"
+        yield "cluster.name", message, f"cluster.name {message}"
+    if not 64 << 10 <= c.max_batch_bytes <= 64 << 20:
+        message = f"must be 64 KiB..64 MiB, got {c.max_batch_bytes}"
+        yield "cluster.max_batch_bytes", message, f"cluster.max_batch_bytes {message}"
 
 
 def split_host_port(addr: str, what: str = "address") -> tuple[str, int]:

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import msgspec
 
-from collector.storage.interface import Storage
+from collector.storage.interface import GroupOffsets, Storage
 from wharf.api import CommitRequest, GroupInfo, GroupOffset, ResetRequest
-from wharf.errors import InvalidArgument, InvalidTopicName, RemoteError, UnknownGroup
+from wharf.errors import InvalidArgument, RemoteError, UnknownGroup
 from wharf.fsutil import write_atomically
-from wharf.topics import validate_topic
+from wharf.topics import validate_group
 
 Offsets = dict[str, dict[str, int]]  # topic -> partition (as text, JSON keys) -> next offset
 
@@ -32,16 +32,11 @@ class _GroupFile(msgspec.Struct, forbid_unknown_fields=True):
     offsets: Offsets = {}
 
 
-def validate_group(name: str) -> str:
-    """A group name: the topic name rules (``[a-z0-9][a-z0-9._-]{0,63}``)."""
-    try:
-        return validate_topic(name)
-    except InvalidTopicName as exc:
-        raise InvalidArgument(str(exc).replace("topic name", "group name", 1)) from None
+__all__ = ["GroupStore", "commit", "describe", "reset", "validate_group"]
 
 
 class GroupStore:
-    """Reads and writes group files. One lock serializes read-modify-write of any group."""
+    """The embedded ``GroupOffsets``: reads and writes group files. One lock serializes read-modify-write of any group."""
 
     def __init__(self, data_dir: Path) -> None:
         self.dir = data_dir / "groups"
@@ -81,7 +76,7 @@ class GroupStore:
             )
 
 
-def describe(store: Storage, groups: GroupStore, group: str) -> GroupInfo:
+def describe(store: Storage, groups: GroupOffsets, group: str) -> GroupInfo:
     """Committed offset, partition bounds and lag of every partition of the group's topics.
 
     A partition with no commit shows ``committed: null`` and its whole content as lag. Topics
@@ -104,7 +99,7 @@ def describe(store: Storage, groups: GroupStore, group: str) -> GroupInfo:
     return GroupInfo(group, rows, total)
 
 
-def commit(store: Storage, groups: GroupStore, group: str, req: CommitRequest) -> GroupInfo:
+def commit(store: Storage, groups: GroupOffsets, group: str, req: CommitRequest) -> GroupInfo:
     """Record ``req.offset`` as the next offset ``group`` reads from that partition."""
     validate_group(group)
     part = store.partition(req.topic, req.partition)
@@ -118,7 +113,7 @@ def commit(store: Storage, groups: GroupStore, group: str, req: CommitRequest) -
     return describe(store, groups, group)
 
 
-def reset(store: Storage, groups: GroupStore, group: str, req: ResetRequest) -> GroupInfo:
+def reset(store: Storage, groups: GroupOffsets, group: str, req: ResetRequest) -> GroupInfo:
     """Move the group's offsets for a topic to an offset, a time, the start or the end.
 
     Offsets are clamped into each partition's ``[start, end]`` as Kafka's reset tool does.

@@ -15,7 +15,9 @@ from collector.http import ingest_sessions, make_app
 from collector.ingest import IngestServer
 from collector.metrics import Metrics
 from collector.storage import Fsync, Store
+from collector.storage.interface import GroupOffsets, Storage
 from collector.storage.workers import ScanWorkers
+from wharf.errors import InvalidArgument
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +43,33 @@ class Collector:
         config.check()
         self.config = config
         self.metrics = Metrics()
-        self.store = Store(
-            Path(config.data_dir),
-            fsync=Fsync(config.storage.fsync),
-            fsync_interval_ms=config.storage.fsync_interval_ms,
-            default_config=config.topic_defaults,
-        )
+        self.store: Storage
+        self.groups: GroupOffsets | None = None
+        self.embedded: Store | None = None
+        if config.cluster is not None:
+            c = config.cluster
+            try:  # nats-py comes with the optional ``cluster`` extra
+                from collector.storage.jetstream import JetStreamStore  # noqa: PLC0415 (optional extra)
+            except ImportError as exc:
+                raise InvalidArgument(
+                    f"[cluster] needs nats-py: pip install 'wharf[cluster]' ({exc})"
+                ) from None
+            cluster = JetStreamStore(
+                c.nats,
+                name=c.name,
+                replicas=c.replicas,
+                default_config=config.topic_defaults,
+                max_batch_bytes=c.max_batch_bytes,
+            )
+            self.store, self.groups = cluster, cluster.group_offsets()
+        else:
+            self.embedded = Store(
+                Path(config.data_dir),
+                fsync=Fsync(config.storage.fsync),
+                fsync_interval_ms=config.storage.fsync_interval_ms,
+                default_config=config.topic_defaults,
+            )
+            self.store = self.embedded
         self.ssl_context = server_ssl_context(config)
         self.ingest = IngestServer(self.store, config, self.metrics, ssl_context=self.ssl_context)
         self.ingest_port = 0
@@ -54,20 +77,24 @@ class Collector:
         self._runner: web.AppRunner | None = None
         self._retention: asyncio.Task[None] | None = None
         workers = config.search.worker_count()
-        self.scan_workers = ScanWorkers(workers) if workers > 1 else None
+        self.scan_workers = (
+            ScanWorkers(workers) if workers > 1 and self.embedded is not None else None
+        )
 
     async def start(self) -> None:
         """Open both listeners (ports in ``ingest_port`` and ``http_port``)."""
         host, port = split_host_port(self.config.listen, "listen")
         self.ingest_port = await self.ingest.start(host, port)
-        if self.scan_workers is not None:
+        if self.embedded is not None and self.scan_workers is not None:
+            # Worker processes read segment files: the embedded store's alone.
             self.scan_workers.warm()
-        self.store.use_workers(self.scan_workers)
+            self.embedded.use_workers(self.scan_workers)
         app = make_app(
             self.store,
             self.config,
             self.metrics,
-            data_dir=self.store.data_dir,
+            data_dir=Path(self.config.data_dir),
+            groups_offsets=self.groups,
             sessions=ingest_sessions(self.ingest),
         )
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
@@ -85,7 +112,7 @@ class Collector:
             self.ingest_port,
             hhost,
             self.http_port,
-            self.config.data_dir,
+            self.config.data_dir if self.embedded is not None else "in the NATS cluster",
         )
 
     async def _apply_retention(self) -> None:
@@ -94,7 +121,7 @@ class Collector:
             try:
                 deleted = await asyncio.to_thread(self.store.enforce_retention)
                 if deleted:
-                    log.info("retention deleted %d segments", deleted)
+                    log.info("retention deleted %d segments (batches in cluster mode)", deleted)
             except Exception:
                 log.exception("retention failed")
 

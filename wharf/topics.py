@@ -34,6 +34,14 @@ def validate_topic(name: str) -> str:
     raise InvalidTopicName(f"invalid topic name {name!r}: {why}")
 
 
+def validate_group(name: str) -> str:
+    """A consumer group name: the topic name rules (``[a-z0-9][a-z0-9._-]{0,63}``)."""
+    try:
+        return validate_topic(name)
+    except InvalidTopicName as exc:
+        raise InvalidArgument(str(exc).replace("topic name", "group name", 1)) from None
+
+
 def validate_partitions(count: int) -> int:
     """Return ``count`` if it is a usable partition count."""
     if not 1 <= count <= MAX_PARTITIONS:

@@ -69,7 +69,7 @@ from collector.metrics import Metrics
 from collector.query import search as search_engine
 from collector.query.describe import IngestRate
 from collector.query.tail import TailHub
-from collector.storage.interface import Storage
+from collector.storage.interface import GroupOffsets, Storage
 
 __all__ = ["SessionsProvider", "ingest_sessions", "make_app"]
 
@@ -105,13 +105,14 @@ def make_app(
     metrics: Metrics,
     *,
     data_dir: Path | None = None,
+    groups_offsets: GroupOffsets | None = None,
     heartbeat_s: float = DEFAULT_HEARTBEAT_S,
     sessions: SessionsProvider | None = None,
     progress_s: float = search_engine.PROGRESS_S,
 ) -> web.Application:
     """The HTTP API around an open ``store``. Run it with ``web.AppRunner``; the store's
     lifetime stays the caller's. ``data_dir`` holds the consumer groups' files (default: the
-    config's). ``sessions`` lists the connected shippers for ``/v1/status`` (called on the event
+    config's); ``groups_offsets`` keeps them elsewhere (the cluster's KV bucket). ``sessions`` lists the connected shippers for ``/v1/status`` (called on the event
     loop; ``ingest_sessions(ingest)`` makes one); without it the status says
     ``"shippers": null``."""
     app = web.Application(middlewares=[metrics_mw, errors_mw, auth_mw])
@@ -120,7 +121,7 @@ def make_app(
     app[CONFIG] = config
     app[METRICS] = metrics
     app[DATA_DIR] = directory
-    app[GROUPS] = groups.GroupStore(directory)
+    app[GROUPS] = groups_offsets if groups_offsets is not None else groups.GroupStore(directory)
     app[SCAN_POOL] = ThreadPoolExecutor(SEARCH_WORKERS, thread_name_prefix="http-search")
     app[IO_POOL] = ThreadPoolExecutor(IO_WORKERS, thread_name_prefix="http-io")
     app[FEEDS] = set()

@@ -12,12 +12,11 @@ from typing import Any, Final
 from aiohttp import web
 
 from collector.config import CollectorConfig
-from collector.groups import GroupStore
 from collector.http.stream import Feed
 from collector.metrics import Metrics
 from collector.query.describe import IngestRate
 from collector.query.tail import TailHub
-from collector.storage.interface import Storage
+from collector.storage.interface import GroupOffsets, Storage
 
 # The connected shippers for ``/v1/status`` (called on the event loop).
 SessionsProvider = Callable[[], Sequence[dict[str, Any]]]
@@ -25,7 +24,7 @@ SessionsProvider = Callable[[], Sequence[dict[str, Any]]]
 STORE: Final = web.AppKey("store", Storage)
 CONFIG: Final = web.AppKey("config", CollectorConfig)
 METRICS: Final = web.AppKey("metrics", Metrics)
-GROUPS: Final = web.AppKey("groups", GroupStore)
+GROUPS: Final = web.AppKey("groups", GroupOffsets)
 # Long scans (search) run here; short reads (tail, consume, group files) on IO_POOL, so a few
 # big searches can never delay a live tail.
 SCAN_POOL: Final = web.AppKey("scan_pool", ThreadPoolExecutor)

@@ -167,4 +167,12 @@ def status_json(
         "data_dir": str(data_dir),
         "topics": topics,
         "ingest": rate.snapshot(),
+        "storage": _backend_status(store),
     }
+
+
+def _backend_status(store: Storage) -> dict[str, object]:
+    try:
+        return store.backend_status()
+    except WharfError as exc:  # the status page renders even when the cluster is away
+        return {"error": str(exc)}

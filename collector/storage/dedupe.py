@@ -23,6 +23,7 @@ from typing import Final
 
 import msgspec
 
+from wharf import batch as wb
 from wharf.batch import Span
 
 Key = tuple[bytes, str]
@@ -97,3 +98,21 @@ class HighWaterMarks:
         except msgspec.DecodeError:
             return None
         return cls({(pid, fid): end for pid, fid, end in rows})
+
+
+def trim(batch: wb.Batch, marks: HighWaterMarks) -> bytes | None:
+    """``batch`` rebuilt without the records below their file's mark (``None``: nothing left)."""
+    producer = batch.header.producer_id
+    keep = [
+        r
+        for r in batch.records()
+        if not r.file_id or r.offset >= marks.mark_of(producer, r.file_id)
+    ]
+    if not keep:
+        return None
+    spans = [
+        wb.Span(s.file_id, max(s.start, marks.mark_of(producer, s.file_id)), s.end)
+        for s in batch.spans
+        if s.end > marks.mark_of(producer, s.file_id)
+    ]
+    return wb.build(keep, producer_id=producer, producer_seq=batch.header.producer_seq, spans=spans)

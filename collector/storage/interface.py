@@ -68,6 +68,10 @@ class BatchSpan(Protocol):
         """Size of the stored (compressed) batch."""
         ...
 
+    def load(self) -> wb.Batch:
+        """Read and check the stored batch (``CorruptBatch`` when damaged)."""
+        ...
+
 
 class PartitionReader(Protocol):
     """One partition of a topic, for reading."""
@@ -127,6 +131,23 @@ class PartitionReader(Protocol):
     ) -> Iterator[ScanHit]:
         """Records matching ``query`` and ``predicate`` within ``[from_offset, to_offset)``, in
         offset order. A damaged batch is counted in ``stats.errors`` and skipped."""
+        ...
+
+
+class GroupOffsets(Protocol):
+    """Consumer groups' committed offsets: where a backend keeps them (files, a KV bucket)."""
+
+    def names(self) -> list[str]:
+        """Groups with commits, sorted."""
+        ...
+
+    def load(self, group: str) -> dict[str, dict[str, int]]:
+        """``topic -> partition (text) -> next offset`` of ``group`` (``UnknownGroup`` when it
+        has none)."""
+        ...
+
+    def update(self, group: str, topic: str, offsets: dict[int, int]) -> None:
+        """Set the committed offsets of some partitions of ``topic`` (atomically)."""
         ...
 
 
@@ -193,6 +214,10 @@ class Storage(Protocol):
 
     def flush(self) -> None:
         """Return once the backend takes writes (the health check)."""
+        ...
+
+    def backend_status(self) -> dict[str, object]:
+        """What ``/v1/status`` shows of the backend (``{"backend": name, ...}``)."""
         ...
 
     def close(self) -> None:

@@ -18,7 +18,7 @@ import msgspec
 
 from collector.filters.query import Predicate, Query
 from collector.storage import scan as scanning
-from collector.storage.dedupe import HighWaterMarks, Verdict
+from collector.storage.dedupe import HighWaterMarks, Verdict, trim
 from collector.storage.line_bytes import LineBytes
 from collector.storage.scan import ScanHit, ScanStats, Watch
 from collector.storage.segment import Segment
@@ -61,6 +61,13 @@ class BatchRef:
     def stored_bytes(self) -> int:
         """The batch's size on disk."""
         return self.segment.entry_bytes(self.entry)[1]
+
+    def load(self) -> wb.Batch:
+        """Read and check the batch (``CorruptBatch`` when damaged)."""
+        return self.segment.batch_at(self.entry)
+
+    def __repr__(self) -> str:
+        return f"{self.segment.path}@{self.base_offset}"
 
 
 class Partition:
@@ -163,7 +170,7 @@ class Partition:
         if verdict is Verdict.DUPLICATE:
             return AppendResult(self.number, -1, 0, duplicate=True)
         if verdict is Verdict.PARTIAL:
-            trimmed = self._trim(batch)
+            trimmed = trim(batch, self.marks)
             if trimmed is None:
                 self.marks.advance(producer, batch.spans)
                 return AppendResult(self.number, -1, 0, duplicate=True)
@@ -178,25 +185,6 @@ class Partition:
         self.marks.advance(producer, batch.spans)
         self._dirty = True
         return AppendResult(self.number, base, header.record_count)
-
-    def _trim(self, batch: wb.Batch) -> bytes | None:
-        """Rebuild ``batch`` without the records below their file's mark."""
-        producer = batch.header.producer_id
-        keep = [
-            r
-            for r in batch.records()
-            if not r.file_id or r.offset >= self.marks.mark_of(producer, r.file_id)
-        ]
-        if not keep:
-            return None
-        spans = [
-            wb.Span(s.file_id, max(s.start, self.marks.mark_of(producer, s.file_id)), s.end)
-            for s in batch.spans
-            if s.end > self.marks.mark_of(producer, s.file_id)
-        ]
-        return wb.build(
-            keep, producer_id=producer, producer_seq=batch.header.producer_seq, spans=spans
-        )
 
     def _maybe_roll(self, incoming: int, now_ms: int) -> None:
         active = self.segments[-1]
@@ -311,7 +299,7 @@ class Partition:
         out: list[wb.Batch] = []
         size = 0
         for ref in self.refs(offset):
-            b = ref.segment.batch_at(ref.entry)
+            b = ref.load()
             out.append(b)
             size += b.header.size
             if size >= max_bytes:
@@ -344,7 +332,7 @@ class Partition:
         """First offset whose record ts is >= ``ts``; the end offset if there is none."""
         for ref in self.refs(min_ts=ts):
             try:
-                stamps = ref.segment.batch_at(ref.entry).timestamps()
+                stamps = ref.load().timestamps()
             except CorruptBatch as exc:
                 log.error("offset_for_time: %s", exc)
                 continue

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import Final, NamedTuple, Protocol
 
 from collector.filters.match import LineMatcher
 from collector.filters.query import Predicate, Query
@@ -24,8 +24,41 @@ from wharf import batch as wb
 from wharf.errors import CorruptBatch
 from wharf.record import Record
 
-if TYPE_CHECKING:  # the partition's own scan method calls this module
-    from collector.storage.partition import BatchRef, Partition
+
+class LoadableSpan(Protocol):
+    """A batch as a backend's index knows it, and how to read it (``interface.BatchSpan``)."""
+
+    @property
+    def base_offset(self) -> int: ...
+
+    @property
+    def min_ts(self) -> int: ...
+
+    @property
+    def max_ts(self) -> int: ...
+
+    @property
+    def stored_bytes(self) -> int: ...
+
+    def load(self) -> wb.Batch:
+        """Read and check the stored batch (``CorruptBatch`` when damaged)."""
+        ...
+
+
+class Plannable(Protocol):
+    """What a scan needs of a partition: its number and its plan of batches."""
+
+    @property
+    def number(self) -> int: ...
+
+    def refs(
+        self,
+        from_offset: int | None = None,
+        *,
+        min_ts: int | None = None,
+        max_ts: int | None = None,
+    ) -> Iterator[LoadableSpan]: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +102,7 @@ class Watch:
 
 class _Loaded(NamedTuple):
     tag: int  # which of the scanned partitions the batch belongs to
-    ref: BatchRef
+    ref: LoadableSpan
     batch: wb.Batch | None
     hosts: set[int] | None
     sources: set[int] | None
@@ -81,10 +114,10 @@ def allowed(b: wb.Batch, query: Query) -> tuple[set[int] | None, set[int] | None
     return query.allowed(b.hosts, query.hosts), query.allowed(b.sources, query.sources)
 
 
-def _load(tag: int, ref: BatchRef, query: Query) -> _Loaded:
+def _load(tag: int, ref: LoadableSpan, query: Query) -> _Loaded:
     """Read one batch, check it, prune by host/source, decompress its lines."""
     try:
-        b = ref.segment.batch_at(ref.entry)
+        b = ref.load()
         hosts, sources = allowed(b, query)
         if hosts == set() or sources == set():
             return _Loaded(tag, ref, None, hosts, sources, None)
@@ -93,10 +126,10 @@ def _load(tag: int, ref: BatchRef, query: Query) -> _Loaded:
     except CorruptBatch as exc:
         return _Loaded(tag, ref, None, None, None, exc)
     except OSError as exc:
-        return _Loaded(tag, ref, None, None, None, CorruptBatch(str(exc), f"{ref.segment.path}"))
+        return _Loaded(tag, ref, None, None, None, CorruptBatch(str(exc), f"{ref!r}"))
 
 
-def _pipeline(refs: Iterable[tuple[int, BatchRef]], query: Query) -> Iterator[_Loaded]:
+def _pipeline(refs: Iterable[tuple[int, LoadableSpan]], query: Query) -> Iterator[_Loaded]:
     pending: deque[Future[_Loaded]] = deque()
     for tag, ref in refs:
         pending.append(_POOL.submit(_load, tag, ref, query))
@@ -165,7 +198,7 @@ def count_batch(
 
 
 def scan(
-    part: Partition,
+    part: Plannable,
     query: Query,
     *,
     predicate: Predicate | None = None,
@@ -189,7 +222,7 @@ def scan(
             stats.errors.append(loaded.error)
             continue
         stats.batches_read += 1
-        stats.bytes_read += loaded.ref.segment.entry_bytes(loaded.ref.entry)[1]
+        stats.bytes_read += loaded.ref.stored_bytes
         b = loaded.batch
         if b is None:
             continue
@@ -216,14 +249,14 @@ def scan(
 
 
 def count(
-    part: Partition, query: Query, *, stats: ScanStats | None = None, watch: Watch | None = None
+    part: Plannable, query: Query, *, stats: ScanStats | None = None, watch: Watch | None = None
 ) -> int:
     """How many records of a partition satisfy ``query`` (``grep -c``): nothing materialized."""
     return count_partitions([part], query, stats=stats, watch=watch)[0]
 
 
 def count_partitions(
-    parts: Sequence[Partition],
+    parts: Sequence[Plannable],
     query: Query,
     *,
     stats: ScanStats | None = None,
@@ -247,7 +280,7 @@ def count_partitions(
             stats.errors.append(loaded.error)
             continue
         stats.batches_read += 1
-        stats.bytes_read += loaded.ref.segment.entry_bytes(loaded.ref.entry)[1]
+        stats.bytes_read += loaded.ref.stored_bytes
         if loaded.batch is None:
             continue
         b = loaded.batch
@@ -260,11 +293,11 @@ def count_partitions(
 
 def _bounded(
     tag: int,
-    refs: Iterator[BatchRef],
+    refs: Iterator[LoadableSpan],
     to_offset: int | None,
     stats: ScanStats,
     watch: Watch | None,
-) -> Iterator[tuple[int, BatchRef]]:
+) -> Iterator[tuple[int, LoadableSpan]]:
     for ref in refs:
         if to_offset is not None and ref.base_offset >= to_offset:
             return

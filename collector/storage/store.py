@@ -250,6 +250,10 @@ class Store:
         """Wait until everything submitted so far is durable."""
         self.run_in_committer(lambda: None)
 
+    def backend_status(self) -> dict[str, object]:
+        """What ``/v1/status`` shows of the backend."""
+        return {"backend": "embedded", "data_dir": str(self.data_dir)}
+
     def run_in_committer(self, fn: Callable[[], object]) -> object:
         """Run ``fn`` on the committer thread, after everything queued before it is durable."""
         if self._closed:

@@ -23,6 +23,7 @@ from collector.http import SessionsProvider, make_app
 from collector.ingest import IngestServer
 from collector.metrics import Metrics
 from collector.storage import Store
+from collector.storage.jetstream import JetStreamStore
 from collector.storage.workers import ScanWorkers
 
 T = TypeVar("T")
@@ -87,7 +88,7 @@ class LiveServer:
 
     def __init__(
         self,
-        store: Store,
+        store: Store | JetStreamStore,
         config: CollectorConfig | None = None,
         *,
         heartbeat_s: float = 5.0,
@@ -142,12 +143,19 @@ class LiveServer:
         self.loop.run_until_complete(self.loop.shutdown_default_executor())
 
     async def _start(self) -> None:
-        self.store.use_workers(self.scan_workers)
+        groups_offsets = None
+        if isinstance(self.store, Store):
+            self.store.use_workers(self.scan_workers)
+            data_dir = self.store.data_dir
+        else:  # the cluster backend: groups in its bucket, nothing in a data directory
+            groups_offsets = self.store.group_offsets()
+            data_dir = Path(self.config.data_dir)
         app = make_app(
             self.store,
             self.config,
             self.metrics,
-            data_dir=self.store.data_dir,
+            data_dir=data_dir,
+            groups_offsets=groups_offsets,
             heartbeat_s=self.heartbeat_s,
             progress_s=self.progress_s,
             sessions=self.sessions,

@@ -1,0 +1,5 @@
+"""The cluster backend: topics stored in NATS JetStream (see ``store``)."""
+
+from collector.storage.jetstream.store import JetStreamStore
+
+__all__ = ["JetStreamStore"]
