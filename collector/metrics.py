@@ -68,3 +68,55 @@ class Metrics:
         self.scan_bytes = Counter(
             "wharf_search_bytes_read", "Stored bytes read by searches and tails.", registry=r
         )
+        # The cluster backend (set from the storage's status when /metrics is scraped).
+        part = ["topic", "partition"]
+        self.cluster_servers = Gauge(
+            "wharf_cluster_servers", "NATS servers the connection knows of.", registry=r
+        )
+        self.cluster_connected = Gauge(
+            "wharf_cluster_connected", "1 while connected to a NATS server.", registry=r
+        )
+        self.cluster_index_lag = Gauge(
+            "wharf_cluster_index_lag_batches",
+            "Stream messages this collector's index cache has not read yet.",
+            part,
+            registry=r,
+        )
+        self.cluster_replicas_current = Gauge(
+            "wharf_cluster_stream_replicas_current",
+            "Replicas of a partition's stream that are current (the leader included).",
+            part,
+            registry=r,
+        )
+        self.cluster_has_leader = Gauge(
+            "wharf_cluster_stream_has_leader",
+            "1 while a partition's stream has a leader.",
+            part,
+            registry=r,
+        )
+        self.cluster_conflicts = Gauge(
+            "wharf_cluster_append_conflicts",
+            "Appends that lost a compare-and-set to another collector, since start.",
+            part,
+            registry=r,
+        )
+
+    def observe_storage(self, status: dict[str, object]) -> None:
+        """Set the cluster gauges from ``Storage.backend_status()`` (no-op when embedded)."""
+        if status.get("backend") != "jetstream":
+            return
+        servers = status.get("servers")
+        self.cluster_servers.set(len(servers) if isinstance(servers, list) else 0)
+        self.cluster_connected.set(1 if status.get("connected") else 0)
+        streams = status.get("streams")
+        for row in streams if isinstance(streams, list) else []:
+            labels = (str(row["topic"]), str(row["partition"]))
+            if "error" in row:
+                self.cluster_has_leader.labels(*labels).set(0)
+                continue
+            self.cluster_has_leader.labels(*labels).set(1 if row.get("leader") else 0)
+            self.cluster_index_lag.labels(*labels).set(row.get("index_lag") or 0)
+            replicas = row.get("replicas") or []
+            current = sum(1 for x in replicas if x.get("current")) + (1 if row.get("leader") else 0)
+            self.cluster_replicas_current.labels(*labels).set(current)
+            self.cluster_conflicts.labels(*labels).set(row.get("conflicts") or 0)

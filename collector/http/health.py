@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Final
 
 from aiohttp import web
@@ -20,6 +21,8 @@ from collector.http.keys import (
 from collector.query.describe import status_json
 from wharf.api import NoParams
 from wharf.errors import WharfError
+
+log = logging.getLogger(__name__)
 
 # /healthz waits this long for the storage to answer before saying 503.
 _HEALTH_TIMEOUT_S: Final = 5.0
@@ -73,6 +76,11 @@ async def status(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text."""
-    body = generate_latest(request.app[METRICS].registry)
+    """Prometheus text (the cluster backend's gauges read fresh from the cluster)."""
+    app = request.app
+    try:
+        app[METRICS].observe_storage(await in_pool(request, app[STORE].backend_status))
+    except WharfError as exc:  # the process's own metrics still render
+        log.warning("metrics: the storage status failed: %s", exc)
+    body = generate_latest(app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -27,6 +27,15 @@ def untrack(child: Closeable) -> None:
     LIVE[:] = [c for c in LIVE if c is not child]
 
 
+# Helpers a session fixture owns: started inside whichever test first asked for them, they must
+# outlive it (the fixture closes them at the end of the session).
+SESSION: list[Closeable] = []
+
+
+def outlive_tests(*children: Closeable) -> None:
+    SESSION.extend(children)
+
+
 @contextmanager
 def closing_new_children() -> Iterator[None]:
     """Close, newest first, the helpers created inside the block and still open at its end;
@@ -35,5 +44,6 @@ def closing_new_children() -> Iterator[None]:
     try:
         yield
     finally:
-        for child in reversed([c for c in LIVE if not any(c is b for b in before)]):
+        kept = before + SESSION
+        for child in reversed([c for c in LIVE if not any(c is k for k in kept)]):
             child.close()

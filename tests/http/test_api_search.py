@@ -12,6 +12,7 @@ import pytest
 
 from collector.storage import Store
 from tests.harness import LiveServer, grep_lines
+from tests.http.conftest import embedded_only
 from tests.http.live import LOGS, damage_middle, hits_of, log_lines, ndjson, request
 from wharf import batch as wb
 from wharf.record import Record
@@ -297,6 +298,7 @@ def test_server_shutdown_ends_a_running_search(big: tuple[LiveServer, int]) -> N
     assert other.metric("wharf_http_searches_total", {"outcome": "cancelled"}) == 1
 
 
+@embedded_only
 def test_a_damaged_batch_is_skipped_and_reported(server: LiveServer, store: Store) -> None:
     store.create_topic("app")
     for b in range(3):

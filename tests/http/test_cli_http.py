@@ -16,6 +16,7 @@ import pytest
 
 from collector.storage import Store
 from tests.harness import LiveServer, gnu_grep, reserve_port
+from tests.http.conftest import embedded_only
 from tests.http.live import LOGS, damage_middle, log_lines
 from wharf import batch as wb
 from wharf.record import Record
@@ -238,6 +239,7 @@ def test_topics_offline_data_dir(tmp_path: Path) -> None:
     assert_one_error_line(done, "is not a Wharf data directory")
 
 
+@embedded_only
 def test_grep_warns_about_damaged_batches(server: LiveServer, store: Store) -> None:
     store.create_topic("app")
     for b in range(3):

@@ -140,6 +140,7 @@ def stream_config(
     name: str, topic: str, number: int, config: TopicConfig, replicas: int, max_msg: int
 ) -> StreamConfig:
     """The stream of one partition: its retention is the topic's, in whole messages."""
+    max_age = config.retention_ms / 1000 if config.retention_ms >= 0 else 0
     return StreamConfig(
         name=stream_name(name, topic, number),
         subjects=[subject(name, topic, number)],
@@ -147,11 +148,12 @@ def stream_config(
         storage=StorageType.FILE,
         num_replicas=replicas,
         discard=DiscardPolicy.OLD,
-        max_age=config.retention_ms / 1000 if config.retention_ms >= 0 else 0,
+        max_age=max_age,
         max_bytes=config.retention_bytes if config.retention_bytes >= 0 else -1,
         max_msg_size=max_msg,
         allow_direct=True,
-        duplicate_window=60,  # no Nats-Msg-Id is sent: the window holds nothing
+        # No Nats-Msg-Id is sent, so the window holds nothing; it may not exceed max_age.
+        duplicate_window=min(60, max_age) if max_age else 60,
         description=f"wharf topic {topic!r} partition {number}",
     )
 
@@ -175,6 +177,7 @@ class JsPartition:
         self._sub: object | None = None
         self._snapshot_seq = 0
         self.closed = False
+        self.conflicts = 0  # appends that lost a compare-and-set (another writer was first)
 
     def __repr__(self) -> str:
         return f"<JsPartition {self.topic}/{self.number} ({self.stream})>"
@@ -426,6 +429,7 @@ class JsPartition:
                 )
             except APIError as exc:
                 if exc.err_code == WRONG_LAST_SEQUENCE:
+                    self.conflicts += 1
                     # Someone stored after ``expected`` (another collector, or our own publish
                     # whose answer was lost): read it, then decide again.
                     await self._catch_up_to(None, deadline)

@@ -381,9 +381,9 @@ class JetStreamStore:
         nc = self.client.nc
         with self._lock:
             parts = sorted(self._parts.values(), key=lambda p: (p.topic, p.number))
-        streams: list[dict[str, object]] = []
+        streams: list[dict[str, Any]] = []
         for p in parts:
-            row: dict[str, object] = {"topic": p.topic, "partition": p.number, "stream": p.stream}
+            row: dict[str, Any] = {"topic": p.topic, "partition": p.number, "stream": p.stream}
             try:
                 info = await self.client.js.stream_info(p.stream)
             except Exception as exc:
@@ -398,6 +398,7 @@ class JetStreamStore:
             ]
             row["messages"] = info.state.messages
             row["index_lag"] = max(0, info.state.last_seq - p.index.last_seq)
+            row["conflicts"] = p.conflicts
             streams.append(row)
         return {
             "backend": "jetstream",
