@@ -1,4 +1,5 @@
-"""``wharf status``: one look at a collector (health, topics, ingest rate, shippers)."""
+"""``wharf status``: one look at a collector (health, topics, ingest rate, shippers, and in
+cluster mode the NATS cluster)."""
 
 from __future__ import annotations
 
@@ -93,6 +94,44 @@ def _show(info: dict[str, Any], url: str) -> None:
             ratio(t.get("line_bytes"), t.get("bytes")),
             f"{float(rates.get(t['name'], 0)):,.1f}",
             human_span(t.get("min_ts"), t.get("max_ts")),
+        )
+    out.print(table)
+    _show_cluster(info.get("storage") or {})
+
+
+def _show_cluster(storage: dict[str, Any]) -> None:
+    """The NATS JetStream cluster behind a collector in cluster mode: servers, and per
+    partition its stream's leader, replicas and how far this collector's index lags."""
+    if storage.get("backend") != "jetstream":
+        return
+    out = console()
+    connected = storage.get("connected")
+    where = f"connected to {connected}" if connected else "[red]not connected[/red]"
+    servers = storage.get("servers") or []
+    out.print(
+        f"[bold]cluster[/bold]   NATS JetStream, {len(servers)} servers, {where}, "
+        f"replicas {storage.get('replicas')}, name {storage.get('name')!r}"
+    )
+    table = Table("topic", "partition", "stream", "leader", "replicas", "messages", "index lag")
+    for row in storage.get("streams") or []:
+        if "error" in row:
+            table.add_row(
+                str(row.get("topic")), str(row.get("partition")), str(row.get("stream")),
+                f"[red]{row['error']}[/red]", "-", "-", "-",
+            )  # fmt: skip
+            continue
+        replicas = ", ".join(
+            f"{r.get('name')}" + ("" if r.get("current") else " [yellow](behind)[/yellow]")
+            for r in row.get("replicas") or []
+        )
+        table.add_row(
+            str(row.get("topic")),
+            str(row.get("partition")),
+            str(row.get("stream")),
+            str(row.get("leader") or "[red]none[/red]"),
+            replicas or "-",
+            f"{row.get('messages', 0):,}",
+            f"{row.get('index_lag', 0):,}",
         )
     out.print(table)
 

@@ -172,7 +172,9 @@ class Producer:
                 await asyncio.sleep(self._backoff(attempt))
                 continue
             except (OSError, TimeoutError, RemoteError, ssl.SSLError) as exc:
-                self._note_failure(f"{host}:{port}: {exc}")
+                silent = isinstance(exc, TimeoutError)  # asyncio.timeout's has no text
+                why = f"no answer within {self.connect_timeout_s:g} s" if silent else exc
+                self._note_failure(f"{host}:{port}: {why}")
                 index += 1
                 attempt += 1
                 await asyncio.sleep(self._backoff(attempt))

@@ -1,7 +1,8 @@
 """The README's first command, ``scripts/quickstart.sh``, on a fresh clone: it creates the
 virtualenv, starts a collector and a shipper, shows ``wharf tail`` until Ctrl-C, then stops
 both daemons and prints what to try next. As the current user and, when that is root, as an
-unprivileged one too (who cannot read every file under /var/log: those are skipped).
+unprivileged one too (who cannot read every file under /var/log: those are skipped). And
+``scripts/cluster.sh``, the same on three NATS servers and two collectors.
 
 The clone is ``git clone`` of this repository, so it holds what is committed. To try
 uncommitted work, set ``QUICKSTART_FROM_WORKTREE=1``: the working tree's files (tracked and
@@ -117,29 +118,38 @@ def place(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.mark.parametrize("user", _users(), ids=lambda u: u or "me")
-def test_quickstart_from_a_fresh_clone(place: Path, user: str | None) -> None:
+@pytest.mark.parametrize(
+    ("script_name", "user"),
+    [("quickstart.sh", user) for user in _users()] + [("cluster.sh", None)],
+    ids=lambda v: v or "me",
+)
+def test_quickstart_from_a_fresh_clone(place: Path, script_name: str, user: str | None) -> None:
     tmp_path = place
+    cluster = script_name == "cluster.sh"
     work = tmp_path / "work"
     clone = work / "wharf"
     clone.mkdir(parents=True)
     _fresh_copy(clone)
-    script = clone / "scripts" / "quickstart.sh"
+    script = clone / "scripts" / script_name
     if not script.exists():
         pytest.fail(
-            "scripts/quickstart.sh is not committed yet (QUICKSTART_FROM_WORKTREE=1 runs it)"
+            f"scripts/{script_name} is not committed yet (QUICKSTART_FROM_WORKTREE=1 runs it)"
         )
     (work / "shared").symlink_to(LOGS.parents[1], target_is_directory=True)  # ../shared
     home = tmp_path / "home"
     home.mkdir()
     # The script takes fixed addresses: ports no other test or bind(0) is handed (harness.ports).
-    ingest, http = reserve_port(), reserve_port()
+    ports = [reserve_port().port for _ in range(7 if cluster else 2)]
     env = clean_env(
-        QUICKSTART_INGEST=f"127.0.0.1:{ingest.port}",
-        QUICKSTART_HTTP=f"127.0.0.1:{http.port}",
+        QUICKSTART_INGEST=f"127.0.0.1:{ports[0]}",
+        QUICKSTART_HTTP=f"127.0.0.1:{ports[1]}",
         HOME=str(home),
         COLUMNS="200",
     )
+    if cluster:
+        env["QUICKSTART_INGEST2"] = f"127.0.0.1:{ports[2]}"
+        env["QUICKSTART_HTTP2"] = f"127.0.0.1:{ports[3]}"
+        env["QUICKSTART_NATS_ROUTES"] = " ".join(map(str, ports[4:]))
     env.pop("VIRTUAL_ENV", None)
     env["PATH"] = ":".join(p for p in env["PATH"].split(":") if ".venv" not in p)
     if user is not None:
@@ -159,11 +169,14 @@ def test_quickstart_from_a_fresh_clone(place: Path, user: str | None) -> None:
     got: queue.Queue[str | None] = queue.Queue()
     assert proc.stdout is not None
     threading.Thread(target=_lines, args=(proc.stdout, got), daemon=True).start()
-    data = clone / "wharf-data"
+    data = clone / ("wharf-cluster" if cluster else "wharf-data")
+    daemons = ["collector", "shipper"]
+    if cluster:
+        daemons += ["collector2", "nats-n1", "nats-n2", "nats-n3"]
     try:
         first = got.get(timeout=FIRST_LINE_S)  # the first record `wharf tail` printed
         assert first, (tmp_path / "stderr.txt").read_text()
-        pids = {name: int((data / f"{name}.pid").read_text()) for name in ("collector", "shipper")}
+        pids = {name: int((data / f"{name}.pid").read_text()) for name in daemons}
         assert all(_alive(pid) for pid in pids.values())
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal
         try:
@@ -182,8 +195,16 @@ def test_quickstart_from_a_fresh_clone(place: Path, user: str | None) -> None:
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in pids.values()), pids
     assert "stopping the shipper" in err and "stopping the collector" in err
-    assert ".venv/bin/wharf grep " in err and ".venv/bin/wharf replay " in err
+    assert ".venv/bin/wharf grep " in err
     for log in ("collector.log", "shipper.log"):
         assert "Traceback" not in (data / log).read_text()
     assert (data / "shipper.toml").exists() and (data / "shipper-state").is_dir()
-    assert (data / "topics" / "samples").is_dir()
+    if not cluster:
+        assert ".venv/bin/wharf replay " in err
+        assert (data / "topics" / "samples").is_dir()
+        return
+    assert "stopping the NATS servers" in err
+    assert "Traceback" not in (data / "collector2.log").read_text()
+    # the records are in the NATS cluster's streams, on every server
+    for n in (1, 2, 3):
+        assert list((data / "nats" / f"n{n}").rglob("wharf_samples_0")), f"n{n} has no stream"

@@ -49,7 +49,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import APIError, NoStreamResponseError, NotFoundError
 
 from collector.filters.query import Predicate, Query
 from collector.storage import scan as scanning
@@ -84,8 +84,16 @@ READ_DEADLINE_S: Final = 15.0
 # What catching up reads per direct-get request.
 CATCH_UP_BATCH: Final = 64
 WRONG_LAST_SEQUENCE: Final = 10071
-# Server answers that mean "not now": no leader, no quorum, the stream moving.
-_TRANSIENT = (NatsTimeout, asyncio.TimeoutError, NoRespondersError, ConnectionClosedError)
+# Server answers that mean "not now": no leader, no quorum, the stream moving. (js.publish
+# turns "no responders", the answer while a stream elects its leader, into
+# NoStreamResponseError.)
+_TRANSIENT = (
+    NatsTimeout,
+    asyncio.TimeoutError,
+    NoRespondersError,
+    NoStreamResponseError,
+    ConnectionClosedError,
+)
 
 
 class _Snapshot(msgspec.Struct, array_like=True):
