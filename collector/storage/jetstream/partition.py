@@ -81,6 +81,8 @@ APPEND_DEADLINE_S: Final = 20.0
 # A read (direct get) is retried for this long: any replica answers, but a client that was on
 # a killed server needs to reconnect first.
 READ_DEADLINE_S: Final = 15.0
+# Opening waits for the headers-only consumer; this long without progress, it reads directly.
+FEED_STALL_S: Final = 2.0
 # What catching up reads per direct-get request.
 CATCH_UP_BATCH: Final = 64
 WRONG_LAST_SEQUENCE: Final = 10071
@@ -183,6 +185,7 @@ class JsPartition:
         self._writer = asyncio.Lock()  # one append in flight per partition (loop objects:
         self._feed = asyncio.Lock()  # created on the loop by ``open``'s caller, see store)
         self._sub: object | None = None
+        self._advanced = asyncio.Event()  # set whenever the index moves forward
         self._snapshot_seq = 0
         self.closed = False
         self.conflicts = 0  # appends that lost a compare-and-set (another writer was first)
@@ -245,7 +248,26 @@ class JsPartition:
             config=ConsumerConfig(opt_start_seq=self.index.last_seq + 1),
         )
         # Readers see the partition only once the index holds what was stored at open.
-        await self._catch_up_to(last, deadline=time.monotonic() + 300)
+        await self._follow_to(last, deadline=time.monotonic() + 300)
+
+    async def _follow_to(self, target: int, deadline: float) -> None:
+        """Wait until the index holds sequence ``target``, fed by the headers-only consumer
+        (opening a partition reads headers, not the stored batches); read by direct get, which
+        carries the payloads too, only when the consumer makes no progress for a while."""
+        seen = self.index.last_seq
+        while self.index.last_seq < target:
+            self._advanced.clear()
+            if self.index.last_seq >= target:
+                break
+            try:
+                async with asyncio.timeout(FEED_STALL_S):
+                    await self._advanced.wait()
+            except TimeoutError:
+                if self.index.last_seq == seen:
+                    log.info("%s: the consumer stalled at %d; reading directly", self.stream, seen)
+                    break
+            seen = self.index.last_seq
+        await self._catch_up_to(target, deadline)  # nothing left to read when it followed
 
     async def _load_snapshot(self) -> _Snapshot | None:
         try:
@@ -296,15 +318,18 @@ class JsPartition:
                 "%s: message %d has no %s header: not ours, skipped", self.stream, seq, jmeta.HEADER
             )
             self.index.skip_to(seq)
+            self._advanced.set()
             return
         try:
             m = jmeta.decode(header, f"{self.stream}#{seq}")
         except CorruptBatch as exc:
             log.error("%s", exc)
             self.index.skip_to(seq)
+            self._advanced.set()
             return
         self.index.add(seq, m)
         self.marks.advance(m.producer_id, m.spans)
+        self._advanced.set()
         self.store.announce(self.topic, self.number, self.index.next_offset)
 
     async def _fill_locked(self, upto: int | None) -> bool:
