@@ -2,7 +2,10 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv check lint types test
+# Where `make deb` puts the package (the tests build into a temporary directory).
+DIST ?= dist
+
+.PHONY: venv check lint types test deb
 
 venv:
 	python3 -m venv $(VENV)
@@ -21,3 +24,8 @@ test:
 	$(PY) -m pytest -q -n auto
 
 check: lint types test
+
+# dist/wharf_<version>_<arch>.deb for this Debian release: dh-virtualenv, debhelper and
+# python3-venv from apt (.ci/run installs them), dependencies from PyPI. packaging/README.md.
+deb:
+	packaging/build-deb $(DIST)

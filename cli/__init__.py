@@ -9,9 +9,10 @@ whole tree.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import os
 import sys
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import typer
 
@@ -42,7 +43,17 @@ def build_app(only: str | None = None) -> typer.Typer:
     )
 
     @app.callback()
-    def _root() -> None:
+    def _root(
+        version: Annotated[
+            bool,
+            typer.Option(
+                "--version",
+                help="Print the version and exit.",
+                is_eager=True,
+                callback=_print_version,
+            ),
+        ] = False,
+    ) -> None:
         """Wharf: ship, store, tail, grep and replay logs."""
 
     for name, (module, attr, kind) in _COMMANDS.items():
@@ -54,6 +65,14 @@ def build_app(only: str | None = None) -> typer.Typer:
         else:
             app.command(name)(target)
     return app
+
+
+def _print_version(value: bool) -> None:
+    # The installed distribution's version (the Debian package installs the same one), not a
+    # constant that could drift from pyproject.toml.
+    if value:
+        typer.echo(f"wharf {importlib.metadata.version('wharf')}")
+        raise typer.Exit()
 
 
 def __getattr__(name: str) -> Any:
@@ -69,4 +88,6 @@ def main() -> None:
     args = sys.argv[1:]
     completing = any(k.startswith("_") and k.endswith("_COMPLETE") for k in os.environ)
     only = args[0] if args and args[0] in _COMMANDS and not completing else None
+    if args == ["--version"]:
+        only = ""  # no command needed: skip importing them all
     build_app(only)()

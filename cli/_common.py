@@ -48,6 +48,11 @@ def user_errors() -> Iterator[None]:
     except OSError as exc:
         where = f" {exc.filename}" if exc.filename else ""
         fail(f"{exc.strerror or exc}{':' if where else ''}{where}")
+    except UnicodeDecodeError as exc:
+        # A file read as text that is not UTF-8 (a config saved in Latin-1). Readers that know
+        # the file name say it (wharf.fsutil.read_config_text); this is the net under the rest.
+        bad = exc.object[exc.start : exc.start + 1].hex()
+        fail(f"not UTF-8 text: byte 0x{bad} at offset {exc.start} ({exc.reason})")
 
 
 def guarded(fn: Callable[[], T]) -> T:

@@ -437,7 +437,9 @@ def _errors(doc: dict[str, Any], kind: Kind) -> Iterator[tuple[KeyPath, str]]:
                 return
             continue
         for path, message in config.problems():
-            yield decoder.original(parse_key_path(path)), message
+            where = decoder.original(parse_key_path(path))
+            if not decoder.emptied(where):
+                yield where, message
         return
     yield (), f"more than {_MAX_ROUNDS} errors; fix these and check again"
 
@@ -467,6 +469,12 @@ class _Rounds:
             else:
                 out.append(part)
         return tuple(out)
+
+    def emptied(self, path: KeyPath) -> bool:
+        """Whether this checker dropped something inside ``path``: then a problem of ``path``
+        itself (no ``[[inputs]]`` left) is one of this checker's making, reported already."""
+        n = len(path)
+        return any(len(d) > n and d[:n] == path for d in self.dropped)
 
     def step(self, error: str, kind: Kind) -> tuple[KeyPath, str] | None:
         """Read one msgspec error, drop what it is about; the error to report, if any."""

@@ -53,13 +53,43 @@ _json: Final = msgspec.json.Encoder()
 
 
 def parse_format(choice: str) -> str:
-    """A format name of ``FORMATS`` (any case) or a template (kept as typed)."""
+    """A format name of ``FORMATS`` (any case) or a template (kept as typed, once it is known
+    to be one: every brace opens a ``{name}`` or is doubled)."""
     name = choice.strip().lower()
     if name in FORMATS:
         return name
     if "{" in choice:
+        _check_template(choice)
         return choice
     raise InvalidArgument(f"unknown output format {choice!r}: use {FORMAT_HELP}")
+
+
+def _check_template(template: str) -> None:
+    """Refuse a template with a brace that is neither ``{name}`` nor ``{{``/``}}``: printed
+    as typed for every record, it would look like output rather than a typo."""
+    pos = 0
+    for m in _TEMPLATE_FIELD.finditer(template):
+        _check_literal(template, pos, m.start())
+        pos = m.end()
+    _check_literal(template, pos, len(template))
+
+
+def _check_literal(template: str, start: int, end: int) -> None:
+    for i in range(start, end):
+        c = template[i]
+        if c not in "{}":
+            continue
+        if c == "}":
+            why = "a '}' that closes nothing (write }} for a brace)"
+        elif "}" not in template[i:]:
+            why = "a '{' that is never closed"
+        else:
+            inner = template[i + 1 : template.index("}", i)]
+            why = f"{{{inner}}} is not a field name (letters, digits, '_', '.', '-')"
+        raise InvalidArgument(
+            f"output template {template!r}: {why} at character {i + 1} "
+            "(a field is {name}, a literal brace {{ or }})"
+        )
 
 
 # -- values ---------------------------------------------------------------------------------

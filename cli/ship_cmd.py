@@ -37,13 +37,20 @@ def ship(
     parser: Annotated[str, typer.Option("--parser", "-p", help="Parser for each line.")] = "raw",
     timeout: Annotated[
         float,
-        typer.Option("--timeout", help="Give up after this many seconds without a collector."),
+        typer.Option(
+            "--timeout",
+            help="Give up (exit 2) when no batch has been acknowledged for this many seconds: "
+            "no collector answers, or it keeps refusing the batches (a full disk).",
+        ),
     ] = 60.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")] = False,
 ) -> None:
     """Send a file (or stdin) to a collector and exit 0 only when every record is acknowledged.
 
-    A batch resent after a lost connection is not stored twice. Token: $WHARF_TOKEN.
+    A batch resent after a lost connection is not stored twice. A collector that refuses the
+    batches for now (a full disk) is retried with growing pauses until --timeout passes
+    without an acknowledgement; then one line says why and the exit status is 2.
+    Token: $WHARF_TOKEN.
 
     Examples:
 
@@ -55,12 +62,20 @@ def ship(
     from shipper.oneshot import file_identity  # noqa: PLC0415 (lazy: each command imports only what it runs (CLI start-up))
     from shipper.oneshot import ship as ship_stream  # noqa: PLC0415 (lazy: each command imports only what it runs (CLI start-up))
     from shipper.transport import Producer  # noqa: PLC0415 (lazy: each command imports only what it runs (CLI start-up))
+    from wharf.address import split_host_port  # noqa: PLC0415 (lazy: each command imports only what it runs (CLI start-up))
     from wharf.topics import validate_topic  # noqa: PLC0415 (lazy: each command imports only what it runs (CLI start-up))
 
     # Reconnect attempts are the transport's business; the user gets one line at the end.
     logging.getLogger("shipper").setLevel(logging.ERROR)
     with user_errors():
         validate_topic(topic)
+        addresses = collector_addresses(collector)
+        for address in addresses:
+            split_host_port(address, "collector address")
+        if not addresses:
+            fail("no collector address: give --collector HOST:PORT")
+        if not timeout > 0:
+            fail(f"--timeout must be a positive number of seconds, got {timeout:g}")
         try:
             the_parser = get_parser(parser)
         except ValueError as exc:
@@ -70,7 +85,7 @@ def ship(
 
         async def main() -> None:
             producer = Producer(
-                collector_addresses(collector),
+                addresses,
                 producer_id=uuid.uuid4().bytes,
                 token=os.environ.get("WHARF_TOKEN", ""),
                 deadline_s=timeout,

@@ -105,6 +105,7 @@ def status(
 
 
 def _print_table(report: Any, alive: bool) -> None:
+    from rich.markup import escape  # noqa: PLC0415 (lazy: each command imports only what it runs (CLI start-up))
     from rich.table import Table  # noqa: PLC0415 (lazy: each command imports only what it runs (CLI start-up))
 
     out = console()
@@ -113,9 +114,10 @@ def _print_table(report: Any, alive: bool) -> None:
         f"[bold]shipper[/bold] {report.shipper_id} on {report.host}: {state}, pid {report.pid}, "
         f"updated {_age(report.updated_at)}"
     )
+    # Paths and error texts are data, not markup: "/var/log/[x]/a.log" must print as it is.
     out.print(
-        f"connection: {report.connection}"
-        + (f" (last error: {report.last_error})" if report.last_error else "")
+        f"connection: {escape(report.connection)}"
+        + (f" (last error: {escape(report.last_error)})" if report.last_error else "")
     )
     out.print(
         f"files: {report.followed_files} followed, {report.open_files} open; "
@@ -129,7 +131,7 @@ def _print_table(report: Any, alive: bool) -> None:
     drops = {k: v for k, v in report.drops.items() if v}
     out.print("drops: " + (", ".join(f"{k}={v}" for k, v in drops.items()) if drops else "none"))
     for w in report.warnings:
-        out.print(f"[yellow]warning:[/yellow] {w}")
+        out.print(f"[yellow]warning:[/yellow] {escape(w)}")
     table = Table(show_header=True, header_style="bold")
     for col in ("path", "topic", "identity", "offset", "size", "lag", "last read", "rot", "state"):
         table.add_column(
@@ -137,7 +139,7 @@ def _print_table(report: Any, alive: bool) -> None:
         )
     for f in report.files:
         table.add_row(
-            f.path,
+            escape(f.path),
             f.topic,
             f"{f.dev}:{f.ino} {f.file_id.rsplit('.', 1)[-1]}",
             str(f.offset),

@@ -18,6 +18,8 @@ import msgspec
 
 from collector.storage.topic_config import TopicConfig
 from wharf.errors import InvalidArgument
+from wharf.fsutil import read_config_text
+from wharf.protocol import MAX_FRAME
 
 DEFAULT_LISTEN = "127.0.0.1:7070"
 DEFAULT_HTTP = "127.0.0.1:7080"
@@ -37,10 +39,21 @@ class SearchSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Worker processes that count scans over 1 MiB stored (grep -c): 0 is one per core, 1
     # keeps every scan in the collector's own process.
     processes: int = 0
+    # Searches open at once (each a thread; more wait their turn). At most 4 scan at a time;
+    # a search whose client reads slowly waits without holding one of those 4.
+    max_running: int = 32
 
     def worker_count(self) -> int:
         """How many worker processes to run (1: none)."""
         return self.processes or os.cpu_count() or 1
+
+
+class ApiSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``[api]``: what one HTTP client may hold of the collector."""
+
+    max_connections: int = 512  # past it a new connection gets 503 and is closed
+    idle_timeout_s: float = 30.0  # no request in progress (headers still coming count) this long
+    send_timeout_s: float = 60.0  # a streamed answer nobody reads for this long is dropped
 
 
 class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -66,13 +79,33 @@ class TlsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class LimitSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Bounds that keep one bad or slow peer from hurting the others."""
+    """Bounds that keep one bad or slow peer from hurting the others (what a client sees when
+    one is reached: ``config/collector.toml``)."""
 
     max_connections: int = 1024
+    # Of those, connections that have not completed their HELLO yet: a real shipper sends it
+    # within a round trip, so a few per cent of the connections is plenty; past it the oldest
+    # waiting one is closed to make room, so idle sockets cannot lock shippers out.
+    max_preauth_connections: int = 128
     max_inflight_per_connection: int = 32  # batches accepted but not yet acknowledged
     handshake_timeout_s: float = 10.0  # HELLO must arrive this soon after connecting
     frame_timeout_s: float = 30.0  # a started frame must complete this soon (slowloris)
     idle_timeout_s: float = 90.0  # no frame at all (heartbeats included) for this long
+    # Memory for frames being received, across all connections (a frame holds its full
+    # announced size from the moment its length is read until it is complete). At least one
+    # largest frame (wharf.protocol.MAX_FRAME, ~80 MiB); 256 MiB holds 3 of those or 60
+    # shipper batches of 4 MiB at once. A frame that does not fit waits for room.
+    max_buffered_frame_bytes: int = 256 << 20
+    # Failed HELLOs (wrong token) per peer address (an IPv6 /64) per minute: past it, that
+    # address's logins are refused, without the token being looked at, until it cools down.
+    max_auth_failures_per_minute: int = 30
+    # Topics in the embedded store: past it, creating one is refused (a retriable store error:
+    # shippers keep the batches and resend them).
+    max_topics: int = 1000
+    # Segment files the embedded store keeps open at once (an LRU shared by every partition):
+    # topics cost no file descriptors while idle. Lowered at start-up when the process's
+    # descriptor limit (ulimit -n, LimitNOFILE=) is too low for it.
+    max_open_segment_files: int = 256
 
 
 class ClusterSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -93,6 +126,7 @@ class CollectorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     allow_insecure_remote: bool = False
     storage: StorageSettings = StorageSettings()
     search: SearchSettings = SearchSettings()
+    api: ApiSettings = ApiSettings()
     topic_defaults: TopicConfig = TopicConfig()
     auth: AuthSettings = AuthSettings()
     tls: TlsSettings = TlsSettings()
@@ -139,8 +173,36 @@ class CollectorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         if self.search.processes < 0:
             message = f"must be 0 (one per core) or more, got {self.search.processes}"
             yield "search.processes", message, f"search.processes {message}"
+        if self.search.max_running < 1:
+            message = f"must be at least 1, got {self.search.max_running}"
+            yield "search.max_running", message, f"search.max_running {message}"
+        for name in ("max_connections", "idle_timeout_s", "send_timeout_s"):
+            value = getattr(self.api, name)
+            if value <= 0:
+                message = f"must be more than 0, got {value}"
+                yield f"api.{name}", message, f"api.{name} {message}"
+        yield from _limit_checks(self.limits)
         if self.cluster is not None:
             yield from _cluster_checks(self.cluster)
+
+
+def _limit_checks(limits: LimitSettings) -> Iterator[tuple[str, str, str]]:
+    lowest = {
+        "max_connections": 1,
+        "max_preauth_connections": 1,
+        "max_inflight_per_connection": 1,
+        "max_auth_failures_per_minute": 1,
+        "max_topics": 1,
+        # One file read while another is written: fewer could not serve a read during a roll.
+        "max_open_segment_files": 4,
+        # Every frame the protocol allows must fit, or it would wait forever.
+        "max_buffered_frame_bytes": MAX_FRAME,
+    }
+    for name, least in lowest.items():
+        value = getattr(limits, name)
+        if value < least:
+            message = f"must be at least {least}, got {value}"
+            yield f"limits.{name}", message, f"limits.{name} {message}"
 
 
 def _cluster_checks(c: ClusterSettings) -> Iterator[tuple[str, str, str]]:
@@ -176,7 +238,8 @@ def _host_port_problem(addr: str) -> str | None:
     """What is wrong with ``addr`` as ``HOST:PORT``, or ``None``."""
     host, sep, port = addr.rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    # ASCII digits only: "²".isdigit() is true and int("²") raises (a traceback, not an error).
+    if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
         return f"{addr!r} is not HOST:PORT"
     return None
 
@@ -194,10 +257,7 @@ def load_config(path: Path | None) -> CollectorConfig:
     """Read and validate ``collector.toml`` (``None``: all defaults). Errors name file and key."""
     if path is None:
         return CollectorConfig()
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InvalidArgument(f"{path}: cannot read: {exc.strerror}") from exc
+    text = read_config_text(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

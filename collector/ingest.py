@@ -6,6 +6,13 @@ reading while the append becomes durable; the ACK is written when it is. The com
 resolves appends in submission order, so ACKs leave in the order the batches came. At most
 ``max_inflight_per_connection`` batches wait per connection; past that the connection stops
 reading (TCP backpressure) instead of buffering.
+
+What a connection may hold before it proves itself is small and bounded (``collector.
+admission``, the ``[limits]`` of collector.toml): connections that have not sent HELLO yet have
+their own cap, and the oldest of them is closed to make room for a new one, so idle sockets
+cannot lock shippers out; an address that keeps presenting wrong tokens is refused for a
+while; frames being received hold their size from one budget shared by all connections. A
+connection that ends, however it ends, gives back its buffers at once.
 """
 
 from __future__ import annotations
@@ -13,12 +20,14 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import math
 import ssl
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Final
+from typing import Any, Final
 
+from collector.admission import FrameBudget, FrameMeter, LoginFailures
 from collector.config import CollectorConfig
 from collector.metrics import Metrics
 from collector.storage import AppendResult
@@ -35,6 +44,7 @@ from wharf.errors import (
     StoreError,
     TooManyConnections,
     Unauthorized,
+    Unavailable,
     UnexpectedFrame,
     UnsupportedVersion,
     WharfError,
@@ -84,14 +94,29 @@ class IngestServer:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._sessions: set[_Session] = set()
+        # Sessions still in their handshake, oldest first (a dict keeps insertion order).
+        self._preauth: dict[_Session, None] = {}
         self._draining = False
         self._validators = ThreadPoolExecutor(max_workers=2, thread_name_prefix="validate")
-        self._tokens = [t.encode() for t in config.auth.write_tokens]
+        self._tokens: list[bytes] = []
+        self.set_write_tokens(config.auth.write_tokens)
+        limits = config.limits
+        self.frame_budget = FrameBudget(limits.max_buffered_frame_bytes)
+        self.login_failures = LoginFailures(limits.max_auth_failures_per_minute, clock)
+
+    def set_write_tokens(self, tokens: list[str]) -> None:
+        """The tokens a HELLO must present from now on (kept encoded for the constant-time
+        compare); connections already logged in stay."""
+        self._tokens = [t.encode() for t in tokens]
 
     async def start(self, host: str, port: int) -> int:
         """Listen; return the bound port (useful with port 0)."""
+        tls: dict[str, Any] = {}
+        if self.ssl_context is not None:
+            # A TLS handshake happens before the connection is ours to count: bound it too.
+            tls["ssl_handshake_timeout"] = self.config.limits.handshake_timeout_s
         self._server = await asyncio.start_server(
-            self._accept, host, port, ssl=self.ssl_context, limit=_READ_CHUNK
+            self._accept, host, port, ssl=self.ssl_context, limit=_READ_CHUNK, **tls
         )
         sock = self._server.sockets[0]
         return int(sock.getsockname()[1])
@@ -143,11 +168,41 @@ class IngestServer:
             ok |= hmac.compare_digest(given, t)
         return ok
 
+    def _make_room(self) -> bool:
+        """Whether a new connection may be served: at the pre-auth cap, or at the connection
+        limit while some connections have not logged in, the oldest of those is closed to make
+        room; at the limit with every connection logged in, the new one is refused."""
+        limits = self.config.limits
+        if len(self._preauth) >= limits.max_preauth_connections or (
+            len(self._sessions) >= limits.max_connections and self._preauth
+        ):
+            oldest = next(iter(self._preauth))
+            self._forget(oldest)
+            oldest.evict(
+                TooManyConnections(
+                    "closed to make room: too many connections have not logged in "
+                    f"(limits.max_preauth_connections = {limits.max_preauth_connections})"
+                )
+            )
+            return True
+        return len(self._sessions) < limits.max_connections
+
+    def _forget(self, session: _Session) -> None:
+        self._sessions.discard(session)
+        self._preauth.pop(session, None)
+
+    def logged_in(self, session: _Session) -> None:
+        """``session`` completed its handshake: it no longer counts as waiting to log in."""
+        self._preauth.pop(session, None)
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         m = self.metrics
-        if len(self._tasks) > self.config.limits.max_connections:
-            full = TooManyConnections("connection limit reached")
+        if not self._make_room():
+            full = TooManyConnections(
+                f"connection limit reached (limits.max_connections = "
+                f"{self.config.limits.max_connections})"
+            )
             m.protocol_errors.labels(full.code).inc()
             writer.write(wp.Connection(wp.Role.SERVER).send(wp.Error.from_error(full)))
             await _close(writer)
@@ -156,6 +211,7 @@ class IngestServer:
         m.connections_total.inc()
         session = _Session(self, reader, writer)
         self._sessions.add(session)
+        self._preauth[session] = None
         try:
             await session.run()
         except ProtocolError as exc:
@@ -163,16 +219,37 @@ class IngestServer:
                 m.protocol_errors.labels(exc.code).inc()
                 log.info("closing %s: %s", peer, exc)
                 session.send_error(exc)
+            _untrace(exc)
+        except Unavailable as exc:  # evicted, or no room for its frame in time
+            m.protocol_errors.labels(exc.code).inc()  # counted, not logged: a flood is no log
+            log.debug("closing %s: %s", peer, exc)
+            session.send_error(exc)
+            _untrace(exc)
         except wp.LocalProtocolError as exc:  # a bug on this side: say so, and tell the peer
             log.exception("closing %s: protocol misuse", peer)
             session.send_error(exc)
+            _untrace(exc)
         except (ConnectionError, TimeoutError, ssl.SSLError, OSError) as exc:
             log.info("connection %s ended: %s", peer, exc)
+            _untrace(exc)
         finally:
-            self._sessions.discard(session)
+            self._forget(session)
             await session.finish()
+            session.discard()
             m.connections.dec()
             await _close(writer)
+
+
+def _untrace(exc: BaseException) -> None:
+    """Drop the tracebacks of ``exc`` and the errors it chains (see ``_Session.discard``): the
+    protocol state keeps the error that failed it, and its traceback's frames keep the protocol
+    state, buffer included."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        cur.__traceback__ = None
+        cur = cur.__cause__ or cur.__context__
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:
@@ -204,17 +281,47 @@ class _Session:
             server.config.limits.max_inflight_per_connection
         )
         self.loop = asyncio.get_running_loop()
-        self.acker = self.loop.create_task(self._ack_in_order())
+        self.acker: asyncio.Task[None] | None = self.loop.create_task(self._ack_in_order())
         self._read: asyncio.Task[bytes] | None = None
         self._stopping = False
+        self._evicted: Unavailable | None = None
         self.started = self.loop.time()
         self.frame_started: float | None = None
+        self.meter = FrameMeter()
+        self.held = 0  # bytes of the frame budget this connection holds
+        peer = writer.get_extra_info("peername")
+        self.peer_host = str(peer[0]) if isinstance(peer, tuple) else ""
 
     def stop_reading(self) -> None:
         """Take no more frames (shutdown): in-flight appends still get their replies."""
         self._stopping = True
         if self._read is not None:
             self._read.cancel()
+
+    def evict(self, why: Unavailable) -> None:
+        """Close this connection (not logged in yet) to make room; the peer is told ``why``."""
+        self._evicted = why
+        if self._read is not None:
+            self._read.cancel()
+
+    def discard(self) -> None:
+        """Give back the frame budget and drop every buffer now, when the connection ends.
+
+        A protocol error keeps its traceback, whose frames hold the session and the protocol
+        state with its buffer (up to a whole frame): a reference cycle that only a full GC
+        frees. Memory of closed connections then piles up (RSS grew by GBs after clients that
+        sent huge partial frames had gone). So ``_serve`` drops the traceback of the error
+        that ended the connection (``_untrace``), and the buffers go here.
+        """
+        if self.held:
+            self.server.frame_budget.release(self.held)
+            self.held = 0
+        self.conn = wp.Connection(wp.Role.SERVER)
+        self.conn.close()
+        # The tasks end with errors whose tracebacks hold this session (the acker is being
+        # cancelled): let go of them, or they and the session keep each other alive.
+        self._read = None
+        self.acker = None
 
     def send(self, event: wp.Event) -> None:
         # Once the connection failed or said goodbye, replies still owed have nowhere to go:
@@ -236,6 +343,8 @@ class _Session:
         Deadlines are absolute, not per read: a peer dribbling one byte at a time (slowloris)
         still has to finish its handshake, or a started frame, in time.
         """
+        if self._evicted is not None:
+            raise self._evicted
         limits = self.server.config.limits
         now = self.loop.time()
         if self.conn.state is wp.State.HANDSHAKE:
@@ -254,10 +363,37 @@ class _Session:
         except asyncio.CancelledError:
             if self._stopping:
                 raise _Stop from None
+            if self._evicted is not None:
+                raise self._evicted from None
             raise
         except TimeoutError:
             raise _TIMEOUTS[what](f"{what} not completed in time") from None
+        self.meter.feed(data)
+        await self._hold(self.meter.pending, self.frame_started or now)
         self.conn.receive_data(data)
+
+    async def _hold(self, size: int, frame_started: float) -> None:
+        """Hold ``size`` bytes of the frame budget for the frame in progress (0: none), waiting
+        for room until the frame's deadline (then the peer is told to come back later)."""
+        limit = wp.HANDSHAKE_MAX_FRAME if self.conn.state is wp.State.HANDSHAKE else wp.MAX_FRAME
+        if size > limit:
+            size = 0  # the protocol refuses that frame before buffering it
+        budget = self.server.frame_budget
+        if size <= self.held:
+            budget.release(self.held - size)
+            self.held = size
+            return
+        timeout = frame_started + self.server.config.limits.frame_timeout_s - self.loop.time()
+        try:
+            async with asyncio.timeout(max(0.0, timeout)):
+                await budget.acquire(size - self.held)
+        except TimeoutError:
+            raise Unavailable(
+                f"no room for a frame of {size} bytes in time: the collector's memory for "
+                "frames being received is in use (limits.max_buffered_frame_bytes = "
+                f"{budget.capacity}); send it again later"
+            ) from None
+        self.held = size
 
     async def run(self) -> None:
         try:
@@ -291,21 +427,33 @@ class _Session:
                     raise UnexpectedFrame(f"unexpected {type(event).__name__}")
 
     def _hello(self, hello: wp.Hello) -> bool:
+        server = self.server
         refusal: WharfError | None = None
+        wait_s = server.login_failures.wait_s(self.peer_host)
         if hello.version != wp.PROTOCOL_VERSION:
             refusal = UnsupportedVersion(
                 f"protocol version {hello.version} is not "
                 f"supported (this collector speaks {wp.PROTOCOL_VERSION})"
             )
-        elif not self.server._token_ok(hello.token):
+        elif wait_s > 0:
+            # The token is not even compared: while an address is held back, guessing from it
+            # tells nothing. Retriable, so a shipper with the right token gets in later.
+            refusal = Unavailable(
+                f"too many failed logins from {self.peer_host} (limits."
+                f"max_auth_failures_per_minute = {server.login_failures.per_minute}): try "
+                f"again in {math.ceil(wait_s)} s"
+            )
+        elif not server._token_ok(hello.token):
+            server.login_failures.failed(self.peer_host)
             refusal = Unauthorized("invalid or missing write token")
         if refusal is not None:
-            self.server.metrics.protocol_errors.labels(refusal.code).inc()
+            server.metrics.protocol_errors.labels(refusal.code).inc()
             self.send_error(refusal)
             return False
+        server.logged_in(self)
         self.producer_id = hello.producer_id
         self.client = hello.client
-        cfg = self.server.config.limits
+        cfg = server.config.limits
         self.send(
             wp.Welcome(
                 wp.PROTOCOL_VERSION,
@@ -333,6 +481,12 @@ class _Session:
             stored = server.store.submit(p.topic, partition, p.batch)
         except WharfError as exc:  # the table gives the NACK its code and retriable flag
             self._nack(fut, p, exc)
+            return
+        except OSError as exc:  # the storage failed under us (creating the topic, say)
+            log.error("produce to %s failed: %s", p.topic, exc)
+            err = StoreError(f"cannot store in topic {p.topic!r}: {exc.strerror or exc}")
+            err.__cause__ = exc
+            self._nack(fut, p, err)
             return
 
         def done(result: Future[AppendResult]) -> None:
@@ -399,4 +553,5 @@ class _Session:
         except (TimeoutError, ConnectionError, OSError):
             pass
         finally:
-            self.acker.cancel()
+            if self.acker is not None:
+                self.acker.cancel()

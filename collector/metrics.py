@@ -14,6 +14,11 @@ class Metrics:
         self.connections = Gauge(
             "wharf_ingest_open_connections", "Open native-protocol connections.", registry=r
         )
+        self.http_refused = Counter(
+            "wharf_http_connections_refused",
+            "HTTP connections answered 503 at once: [api] max_connections were open.",
+            registry=r,
+        )
         self.connections_total = Counter(
             "wharf_ingest_connections", "Accepted native-protocol connections.", registry=r
         )

@@ -4,22 +4,73 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import signal
 import ssl
+from collections.abc import Callable
 from pathlib import Path
-
-from aiohttp import web
+from typing import Final
 
 from collector.config import CollectorConfig, split_host_port
-from collector.http import ingest_sessions, make_app
+from collector.http import Listening, ingest_sessions, make_app, serve
 from collector.ingest import IngestServer
 from collector.metrics import Metrics
+from collector.reload import reload_collector
 from collector.storage import Fsync, Store
 from collector.storage.interface import GroupOffsets, Storage
 from collector.storage.workers import ScanWorkers
+from wharf import sdnotify
 from wharf.errors import InvalidArgument
 
 log = logging.getLogger(__name__)
+
+# Descriptors beyond connections and segment files: scan workers' pipes, group files, logs, the
+# listeners.
+_FD_HEADROOM: Final = 256
+# The soft descriptor limit asked for when the hard one is unlimited (the kernel's usual
+# fs.nr_open).
+_FD_CEILING: Final = 1 << 20
+# The store keeps at least this many segment files open, however low the descriptor limit.
+_MIN_OPEN_FILES: Final = 16
+
+
+def raise_fd_limit(config: CollectorConfig) -> int:
+    """Raise the soft limit of open files to the hard one, and return how many segment files
+    the store may keep open within it (``limits.max_open_segment_files``, lowered to a quarter
+    of the limit when the limit is too low for the settings, with a warning saying what to do).
+
+    The soft limit's usual 1024 is meant for programs that still use ``select()``; asyncio does
+    not, and a collector needs a descriptor per connection plus its open segment files.
+    """
+    limits = config.limits
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = _FD_CEILING if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            log.info("open files limit raised from %d to %d", soft, want)
+            soft = want
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open files limit from %d to %d: %s", soft, want, exc)
+    files = limits.max_open_segment_files
+    need = limits.max_connections + config.api.max_connections + files + _FD_HEADROOM
+    if soft != resource.RLIM_INFINITY and soft < need:
+        files = max(_MIN_OPEN_FILES, min(files, soft // 4))
+        log.warning(
+            "the open files limit (%d) is below what these settings may need (%d: "
+            "limits.max_connections = %d, api.max_connections = %d, "
+            "limits.max_open_segment_files = %d, and %d for the rest): raise it (LimitNOFILE= "
+            "in the systemd unit, ulimit -n in a shell) or lower those limits. Keeping at most "
+            "%d segment files open; past the limit, new connections fail",
+            soft,
+            need,
+            limits.max_connections,
+            config.api.max_connections,
+            limits.max_open_segment_files,
+            _FD_HEADROOM,
+            files,
+        )
+    return files
 
 
 def server_ssl_context(config: CollectorConfig) -> ssl.SSLContext | None:
@@ -42,6 +93,7 @@ class Collector:
     def __init__(self, config: CollectorConfig) -> None:
         config.check()
         self.config = config
+        open_files = raise_fd_limit(config)
         self.metrics = Metrics()
         self.store: Storage
         self.groups: GroupOffsets | None = None
@@ -68,13 +120,15 @@ class Collector:
                 fsync=Fsync(config.storage.fsync),
                 fsync_interval_ms=config.storage.fsync_interval_ms,
                 default_config=config.topic_defaults,
+                max_topics=config.limits.max_topics,
+                max_open_files=open_files,
             )
             self.store = self.embedded
         self.ssl_context = server_ssl_context(config)
         self.ingest = IngestServer(self.store, config, self.metrics, ssl_context=self.ssl_context)
         self.ingest_port = 0
         self.http_port = 0
-        self._runner: web.AppRunner | None = None
+        self._api: Listening | None = None
         self._retention: asyncio.Task[None] | None = None
         workers = config.search.worker_count()
         self.scan_workers = (
@@ -97,14 +151,16 @@ class Collector:
             groups_offsets=self.groups,
             sessions=ingest_sessions(self.ingest),
         )
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
         hhost, hport = split_host_port(self.config.http, "http")
-        site = web.TCPSite(self._runner, hhost, hport, ssl_context=self.ssl_context)
-        await site.start()
-        server = site._server
-        assert server is not None and isinstance(server, asyncio.base_events.Server)
-        self.http_port = int(server.sockets[0].getsockname()[1])
+        self._api = await serve(
+            app,
+            self.config.api,
+            hhost,
+            hport,
+            ssl_context=self.ssl_context,
+            on_refused=self.metrics.http_refused.inc,
+        )
+        self.http_port = self._api.port
         self._retention = asyncio.get_running_loop().create_task(self._apply_retention())
         log.info(
             "collector ready: ingest %s:%d, http %s:%d, data %s",
@@ -130,26 +186,54 @@ class Collector:
         if self._retention is not None:
             self._retention.cancel()
         await self.ingest.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._api is not None:
+            await self._api.close()
         if self.scan_workers is not None:
             await asyncio.to_thread(self.scan_workers.close)
         await asyncio.to_thread(self.store.close)
 
 
-async def run_collector(config: CollectorConfig, ready: asyncio.Event | None = None) -> None:
-    """Run until SIGTERM or SIGINT, then shut down cleanly."""
+async def run_collector(
+    config: CollectorConfig,
+    ready: asyncio.Event | None = None,
+    *,
+    reload: Callable[[], CollectorConfig] | None = None,
+) -> None:
+    """Run until SIGTERM or SIGINT, then shut down cleanly. With ``reload`` (how to read the
+    config again), SIGHUP reloads it (``collector.reload``). Under systemd (``Type=notify``)
+    it reports readiness, feeds the watchdog from the event loop and says when it stops."""
     collector = Collector(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if reload is not None:
+        loop.add_signal_handler(signal.SIGHUP, reload_collector, collector, reload)
+    watchdog: asyncio.Task[None] | None = None
     try:
         await collector.start()
         if ready is not None:
             ready.set()
+        sdnotify.notify(
+            "READY=1", f"STATUS=ingest :{collector.ingest_port}, http :{collector.http_port}"
+        )
+        period = sdnotify.watchdog_interval_s()
+        if period is not None:
+            watchdog = loop.create_task(_watchdog(period))
         await stop.wait()
         log.info("shutting down: draining in-flight appends")
     finally:
+        sdnotify.notify("STOPPING=1")
+        if watchdog is not None:
+            watchdog.cancel()
         await collector.stop()
     log.info("collector stopped")
+
+
+async def _watchdog(period: float) -> None:
+    """``WATCHDOG=1`` from the event loop: a loop wedged for ``WatchdogSec=`` stops the pings,
+    and systemd restarts the collector (acknowledged appends are durable; recovery does the
+    rest)."""
+    while True:
+        sdnotify.notify("WATCHDOG=1")
+        await asyncio.sleep(period)

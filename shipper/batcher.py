@@ -191,7 +191,12 @@ class Batcher:
         p = self.pending.pop(topic, None)
         if p is None or not p.records:
             return None
-        spans = [wb.Span(fid, track.span_start, end) for fid, (track, end) in p.spans.items()]
+        spans: list[wb.Span] = []
+        for fid, (track, end) in p.spans.items():
+            spans.append(wb.Span(fid, track.span_start, end))
+            # The next span starts here even if this cut has not left yet (held while a
+            # checkpoint cannot be written): spans stay contiguous, never overlapping.
+            track.span_start = max(track.span_start, end)
         return Cut(topic, p.records, spans, list(p.spans.values()), p.text_bytes)
 
     def cut_all(self) -> list[Cut]:

@@ -54,6 +54,9 @@ class FileCheckpoint(msgspec.Struct, kw_only=True, omit_defaults=True):
     # rotated file) rather than by the text: a re-read must cut there too, or an event the
     # collector already holds in part would be re-sent whole and dropped as a duplicate.
     forced: list[int] = []
+    # Offsets (``offset`` or later) where the dropped rest of an over-long line cut by a timer
+    # begins: reading resumed there drops it again instead of shipping it as a line.
+    skips: list[int] = []
     detached: bool = False  # renamed away or deleted: finish it, then forget it
     rotations: int = 0
 
@@ -98,9 +101,9 @@ def decode(data: bytes) -> State:
     if parts[1] != str(_VERSION):
         raise ValueError(f"unknown checkpoint version {parts[1]}")
     body = data[nl + 1 :]
-    if not parts[3].isdigit() or int(parts[3]) != len(body):
+    if not (parts[3].isascii() and parts[3].isdigit()) or int(parts[3]) != len(body):
         raise ValueError(f"body is {len(body)} bytes, the header says {parts[3]}: torn or cut")
-    if not parts[2].isdigit() or int(parts[2]) != zlib.crc32(body):
+    if not (parts[2].isascii() and parts[2].isdigit()) or int(parts[2]) != zlib.crc32(body):
         raise ValueError("checksum mismatch: the file was damaged or edited")
     try:
         return _dec.decode(body)

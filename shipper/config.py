@@ -7,7 +7,6 @@ The smallest useful file names a collector, a ``state_dir`` and one ``[[inputs]]
 
 from __future__ import annotations
 
-import re
 import socket
 import ssl
 import tomllib
@@ -27,7 +26,9 @@ from parsers.multiline import (
     MultilineConfig,
 )
 from shipper.container import FORMATS as CONTAINER_FORMATS
+from wharf.address import host_port_problem
 from wharf.errors import InvalidArgument
+from wharf.fsutil import read_config_text
 from wharf.topics import validate_topic
 
 DEFAULT_COLLECTOR = "127.0.0.1:7070"
@@ -161,6 +162,9 @@ class ShipperConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     status_interval_s: float = 1.0
     shutdown_timeout_s: float = 10.0
     on_state_loss: Literal["end", "beginning"] = "end"
+    # A lasting problem (files that cannot be read, checkpoints that cannot be written) is
+    # logged when it starts, then at most once per this many seconds.
+    problem_log_interval_s: float = 60.0
     metrics_listen: str = ""
     # Tests only: keep reconnect backoff short ((low, high) seconds).
     reconnect_backoff_s: tuple[float, float] = (0.1, 5.0)
@@ -186,12 +190,20 @@ class ShipperConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
         is the text ``check()`` has always raised; most are ``"path: message"``."""
         if not self.collectors:
             yield _problem("collectors", "at least one HOST:PORT is needed")
+        if not self.inputs:
+            yield _problem(
+                "inputs",
+                "no [[inputs]] table: the shipper would follow no file (add one with paths and "
+                "topic)",
+            )
         for i, addr in enumerate(self.collectors):
-            if not _is_host_port(addr):
-                message = f"{addr!r} is not HOST:PORT"
+            message = host_port_problem(addr)
+            if message is not None:
                 yield f"collectors[{i}]", message, f"collectors: {message}"
-        if self.metrics_listen and not _is_host_port(self.metrics_listen):
-            yield _problem("metrics_listen", f"{self.metrics_listen!r} is not HOST:PORT")
+        if self.metrics_listen:
+            message = host_port_problem(self.metrics_listen)
+            if message is not None:
+                yield _problem("metrics_listen", message)
         positive = {
             "batch_bytes": self.batch_bytes,
             "window": self.window,
@@ -203,6 +215,7 @@ class ShipperConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
             "rescan_interval_s": self.rescan_interval_s,
             "checkpoint_interval_s": self.checkpoint_interval_s,
             "status_interval_s": self.status_interval_s,
+            "problem_log_interval_s": self.problem_log_interval_s,
         }
         for key, value in positive.items():
             if value <= 0:
@@ -253,14 +266,6 @@ class ShipperConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
         if self.tls.cert:
             ctx.load_cert_chain(self.tls.cert, self.tls.key)
         return ctx
-
-
-_HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[^:\[\]]+):(\d{1,5})$")
-
-
-def _is_host_port(addr: str) -> bool:
-    m = _HOST_PORT.match(addr)
-    return m is not None and int(m.group(2)) <= 65535
 
 
 def _problem(path: str, message: str, sep: str = ": ") -> tuple[str, str, str]:
@@ -325,8 +330,4 @@ def parse_config(text: str, source: str = "<config>") -> ShipperConfig:
 
 def load_config(path: Path) -> ShipperConfig:
     """Read, decode and check ``shipper.toml``."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InvalidArgument(f"{path}: cannot read: {exc.strerror}") from exc
-    return parse_config(text, str(path))
+    return parse_config(read_config_text(path), str(path))

@@ -7,6 +7,13 @@ batches in a worker thread, in order), a *sender* (hands batches to the ``Produc
 window and records acknowledgements), and a *ticker* that sleeps until the next timer is due
 (linger, partial lines, rotated files, rescan, checkpoint, status, watchdog): with nothing to
 do, the process sleeps.
+
+No task may die silently. What the disk can refuse is handled where it happens: a checkpoint
+write that fails is tried again with backoff while shipping goes on (batches of files not yet
+in a saved checkpoint wait for it), and it is in ``status.warnings`` and the log until it works
+again. Anything else that ends a task (a bug) is logged with its traceback and stops the
+process with exit status 2, so that systemd (``Restart=on-failure``) starts it again from its
+checkpoints: nothing is lost or sent twice.
 """
 
 from __future__ import annotations
@@ -18,23 +25,27 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
-from shipper import sdnotify
 from shipper.batcher import Batcher, Cut
 from shipper.checkpoint import CheckpointStore
+from shipper.checkpointing import CheckpointingMixin
 from shipper.config import ShipperConfig, load_config
 from shipper.delivery import Delivery
 from shipper.discovery import Watcher
 from shipper.files import FileTable
 from shipper.follower import Follower, InputRuntime
 from shipper.outbox import Outbox
+from shipper.problems import Problems
 from shipper.reading import ReadingMixin
 from shipper.reload import apply_reload
 from shipper.spool import Spool
 from shipper.status import Stats, remove_stale_tmp, write_status
 from shipper.status_report import build_report, serve_metrics
 from shipper.transport import Producer
+from wharf import sdnotify
 from wharf.errors import InvalidArgument
 
 log = logging.getLogger(__name__)
@@ -51,7 +62,7 @@ _PAUSED_EVENTS_S = 0.25  # while reading is paused, path events are handled this
 _IDLE_LINGER_S = 0.005
 
 
-class Daemon(ReadingMixin):
+class Daemon(ReadingMixin, CheckpointingMixin):
     """One shipper process (see the module docstring)."""
 
     def __init__(self, cfg: ShipperConfig, config_path: Path | None = None) -> None:
@@ -61,6 +72,7 @@ class Daemon(ReadingMixin):
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.stats = Stats()
         self.warnings: list[str] = []
+        self.problems = Problems(cfg.problem_log_interval_s)
         self.checkpoints = CheckpointStore(self.state_dir)
         self.spool = (
             Spool(self.state_dir / "spool", cfg.spool_max_bytes) if cfg.spool_max_bytes else None
@@ -94,6 +106,9 @@ class Daemon(ReadingMixin):
         self.ckpt_dirty = False
         self.ckpt_urgent = False
         self.last_ckpt = 0.0
+        self.ckpt_failures = 0  # consecutive failed checkpoint writes
+        self.ckpt_retry_at = 0.0  # while they fail: the next attempt (monotonic)
+        self.ckpt_failing_since = ""
         self.status_dirty = True
         self.last_status = 0.0
         self.next_rescan = 0.0
@@ -114,7 +129,7 @@ class Daemon(ReadingMixin):
             await self.start()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop_requested.set)
-            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
+            loop.add_signal_handler(signal.SIGHUP, lambda: self.supervised(self.reload(), "reload"))
             await self.stop_requested.wait()
             await self.shutdown()
         finally:
@@ -163,11 +178,19 @@ class Daemon(ReadingMixin):
         if self.spool is not None:
             self.stats.dropped_spool_corrupt += self.spool.dropped_corrupt
         self.files.restore(loaded.state, spooled)
+        self.problems.unreadable(self.files.unreadable)
         self.outbox.restore(spooled)
         if spooled:
             self.delivery.seq = spooled[-1].seq + 1
             log.info("replaying %d spooled batches", len(spooled))
-        self.save_checkpoint()  # from here on, this is not the first start
+        # From here on, this is not the first start. A state_dir that takes no checkpoint now
+        # is a setup error: say so and exit, rather than run without one.
+        try:
+            self._write_checkpoint()
+        except OSError as exc:
+            raise OSError(
+                exc.errno, f"cannot write checkpoints: {exc.strerror}", exc.filename
+            ) from exc
         for f in self.files.followers.values():
             self.dirty[f] = None
         self.delivery.producer = Producer(
@@ -188,8 +211,13 @@ class Daemon(ReadingMixin):
         self.watcher.watch(self._roots())
         self.next_rescan = time.monotonic() + cfg.rescan_interval_s
         d = self.delivery
-        for coro in (self._reader(), d.builder(), d.sender(), self._ticker()):
-            self.tasks.append(loop.create_task(coro))
+        for name, coro in (
+            ("reader", self._reader()),
+            ("builder", d.builder()),
+            ("sender", d.sender()),
+            ("ticker", self._ticker()),
+        ):
+            self.tasks.append(self.supervised(coro, name))
         if cfg.metrics_listen:
             self._metrics = await serve_metrics(self, cfg.metrics_listen)
         self.wake_reader.set()
@@ -210,7 +238,7 @@ class Daemon(ReadingMixin):
             self.watcher.stop()
         reader = self.tasks[0]
         reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        with contextlib.suppress(asyncio.CancelledError, Exception):  # a failure was logged
             await reader
         now_ns = time.monotonic_ns()
         for f in list(self.pending_tails):
@@ -222,7 +250,8 @@ class Daemon(ReadingMixin):
                 self._flush_tail(f, f.tail.flush(now_ns))
         for cut in self.batcher.cut_all():
             self.delivery.dispatch(cut)
-        self.save_checkpoint()
+        self.save_checkpoint(retry_now=True)
+        self.delivery.release_held()
         deadline = time.monotonic() + self.cfg.shutdown_timeout_s
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
@@ -248,11 +277,39 @@ class Daemon(ReadingMixin):
         await self.delivery.stop()
         if self._metrics is not None:
             await self._metrics.cleanup()  # type: ignore[attr-defined]
-        self.save_checkpoint()
+        if self.delivery.held:
+            log.warning(
+                "%d batches waited for a checkpoint write until the end: their lines are read "
+                "again at the next start",
+                len(self.delivery.held),
+            )
+        if not self.save_checkpoint(retry_now=True):
+            log.error(
+                "the last checkpoint could not be written: the next start resumes from the one "
+                "before (lines sent since are sent again; the collector drops them)"
+            )
         self.write_status()
         for f in list(self.files.open):
             self.files.close(f)
         log.info("shipper stopped")
+
+    def supervised(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Run ``coro`` as a task that may not end by itself: if it does (an exception that
+        nothing handled: a bug), the reason is logged with its traceback and the process stops
+        with exit status 2, for systemd to restart it (see the module docstring)."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        task.add_done_callback(self._task_ended)
+        return task
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None and (self.stopping or task.get_name() == "reload"):
+            return  # done: a reload, or a task that ends with the shutdown
+        why = f"{type(exc).__name__}: {exc}" if exc is not None else "it returned"
+        log.error("the %s task stopped (%s)", task.get_name(), why, exc_info=exc)
+        self._on_fatal(f"internal error: the {task.get_name()} task stopped ({why}); exiting")
 
     # -- discovery -------------------------------------------------------------------------------
 
@@ -268,7 +325,14 @@ class Daemon(ReadingMixin):
                 self.path_events[p] = self.path_events.get(p, False) or structural
         self.wake_reader.set()
 
+    def _note_unreadable(self, before: dict[str, str]) -> None:
+        """Report paths that cannot be read (status and a rate-limited log line)."""
+        if self.files.unreadable != before:
+            self.status_dirty = True
+        self.problems.unreadable(self.files.unreadable)
+
     def _handle_path_events(self) -> None:
+        before = dict(self.files.unreadable)
         events, self.path_events = self.path_events, {}
         for p in events:
             f = self.files.by_path.get(p)
@@ -282,6 +346,7 @@ class Daemon(ReadingMixin):
                 self.kick.set()
             else:
                 self._adopt(p)
+        self._note_unreadable(before)
 
     def _adopt(self, path: str) -> None:
         if path in self.files.by_path:
@@ -298,10 +363,13 @@ class Daemon(ReadingMixin):
 
     def rescan(self) -> None:
         """The slow, complete pass: new files, renames, deletions, growth inotify missed."""
+        before = dict(self.files.unreadable)
+        self.files.unreadable.clear()  # this pass finds again whatever still cannot be read
         for inp in self.inputs:
-            for path in inp.matcher.scan():
+            for path in inp.matcher.scan(self.files.unreadable):
                 if path not in self.files.by_path:
                     self._adopt(path)
+        self._note_unreadable(before)
         for f in list(self.files.followers.values()):
             if f.detached or f in self.paused:
                 continue
@@ -327,7 +395,11 @@ class Daemon(ReadingMixin):
     # -- reading ---------------------------------------------------------------------------------
 
     def _room(self) -> bool:
-        return self.outbox.has_room() and self.delivery.build_q.qsize() < _BUILD_AHEAD
+        return (
+            self.outbox.has_room()
+            and self.delivery.build_q.qsize() < _BUILD_AHEAD
+            and not self.delivery.held
+        )
 
     async def _wait_room(self) -> None:
         """Until ``_room``: woken by the outbox (an ack freed memory) or the builder (a batch
@@ -335,6 +407,8 @@ class Daemon(ReadingMixin):
         while not self._room():
             if not self.outbox.has_room():
                 await self.outbox.wait_room()
+            elif self.delivery.held:
+                await self.delivery.wait_released()
             else:
                 await self.delivery.wait_built()
 
@@ -374,11 +448,17 @@ class Daemon(ReadingMixin):
 
     # -- delivery hooks --------------------------------------------------------------------------
 
-    def _before_send(self, cut: Cut) -> None:
-        if self.ckpt_urgent or not all(track.persisted for track, _ in cut.tracks):
+    def _before_send(self, cut: Cut) -> bool:
+        by_id = self.files.by_id
+        if self.ckpt_urgent or any(
+            not track.persisted and track.file_id in by_id for track, _ in cut.tracks
+        ):
             # A new file id, or a timer's cut, must be on disk before any batch carrying it
-            # can reach a collector (see FileTrack.persisted and shipper.tail).
-            self.save_checkpoint()
+            # can reach a collector (see FileTrack.persisted and shipper.tail): until a
+            # checkpoint write works, the batch waits (``Delivery.held``). A file no longer
+            # followed (finished, or gone while the batch waited) is in no checkpoint to come.
+            return self.save_checkpoint()
+        return True
 
     def _after_ack(self) -> None:
         if not self.ckpt_dirty or (not self.outbox and self.batcher.pending):
@@ -416,7 +496,9 @@ class Daemon(ReadingMixin):
                 due.append(now + _DETACHED_POLL_S)
             if self.waiting_fd:
                 due.append(now + 0.2)
-            if self.ckpt_dirty:
+            if self.ckpt_failures and (self.ckpt_dirty or self.ckpt_urgent or self.delivery.held):
+                due.append(self.ckpt_retry_at)
+            elif self.ckpt_dirty:
                 due.append(self.last_ckpt + self.cfg.checkpoint_interval_s)
             if self.status_dirty:
                 due.append(self.last_status + self.cfg.status_interval_s)
@@ -461,6 +543,8 @@ class Daemon(ReadingMixin):
             # A forced cut must be on disk before the batch holding it can reach a collector:
             # this runs before the builder gets another turn.
             self.save_checkpoint()
+        if self.delivery.held:
+            self.delivery.release_held()
         if now - self.last_status >= _STATUS_MAX_AGE_S or (
             self.status_dirty and now - self.last_status >= self.cfg.status_interval_s
         ):
@@ -504,23 +588,14 @@ class Daemon(ReadingMixin):
                 self.dirty[f] = None
                 self.wake_reader.set()
 
-    def save_checkpoint(self) -> None:
-        """Write the acknowledged positions (atomically)."""
-        state = self.files.state()
-        self.checkpoints.save(state)
-        for f in self.files.followers.values():
-            f.track.persisted = True
-        self.ckpt_dirty = False
-        self.ckpt_urgent = False
-        self.last_ckpt = time.monotonic()
-
     def write_status(self) -> None:
         """Replace ``status.json``."""
         report = build_report(self)
         try:
             write_status(self.state_dir, report)
         except OSError as exc:
-            log.warning("cannot write the status file: %s", exc)
+            if self.problems.may_log("status"):
+                log.warning("cannot write the status file: %s", exc)
         self.status_dirty = False
         self.last_status = time.monotonic()
         sdnotify.notify(

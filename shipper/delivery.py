@@ -3,7 +3,9 @@ a worker thread (in order), queued in the outbox, handed to the ``Producer`` wit
 window, and their acknowledgements move each file's checkpoint offset (``FileTrack.ack``).
 
 Order is the invariant the collector's exactly-once depends on: per file, spans leave in the
-order they were cut. One builder task and one sender task, both FIFO, keep it.
+order they were cut. One builder task and one sender task, both FIFO, keep it; so does the
+queue of cuts *held* while ``before_send`` refuses them (a batch of a file whose id is in no
+saved checkpoint yet, while checkpoint writes fail): every later cut waits behind them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
 
 from shipper.batcher import Cut
@@ -35,7 +38,7 @@ class Delivery:
         outbox: Outbox,
         stats: Stats,
         host: str,
-        before_send: Callable[[Cut], None],
+        before_send: Callable[[Cut], bool],
         after_ack: Callable[[], None],
         on_fatal: Callable[[str], None],
     ) -> None:
@@ -54,10 +57,31 @@ class Delivery:
         self._built = asyncio.Event()  # set whenever the builder finishes a batch
         self.deliveries: set[asyncio.Task[None]] = set()
         self.closing = False  # shutting down: a failed send means "not acknowledged", no drop
+        self.held: deque[Cut] = deque()  # cuts ``before_send`` refused for now, in order
+        self._released = asyncio.Event()  # set whenever ``held`` empties
 
     def dispatch(self, cut: Cut) -> None:
-        """Give ``cut`` its sequence number, record its spans, queue it for building."""
-        self.before_send(cut)
+        """Give ``cut`` its sequence number, record its spans, queue it for building; or hold
+        it, behind any cut held already, while ``before_send`` refuses it."""
+        if self.held or not self.before_send(cut):
+            self.held.append(cut)
+            return
+        self._dispatch(cut)
+
+    def release_held(self) -> None:
+        """Dispatch the held cuts ``before_send`` now lets go, in order."""
+        while self.held and self.before_send(self.held[0]):
+            self._dispatch(self.held.popleft())
+        if not self.held:
+            self._released.set()
+
+    async def wait_released(self) -> None:
+        """Until no cut is held."""
+        while self.held:
+            self._released.clear()
+            await self._released.wait()
+
+    def _dispatch(self, cut: Cut) -> None:
         seq = self.seq
         self.seq += 1
         for track, end in cut.tracks:
@@ -110,7 +134,16 @@ class Delivery:
             # the window has room (ours is the same size), so the wire order is this order.
             task = loop.create_task(self._deliver(item))
             self.deliveries.add(task)
-            task.add_done_callback(self.deliveries.discard)
+            task.add_done_callback(self._delivered)
+
+    def _delivered(self, task: asyncio.Task[None]) -> None:
+        self.deliveries.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Not a refusal (``_deliver`` handles those) but a bug: its batch would never be
+            # acknowledged and its files' checkpoints would stop moving, silently.
+            exc = task.exception()
+            log.error("delivering a batch failed", exc_info=exc)
+            self.on_fatal(f"internal error: delivering a batch failed ({exc!r}); exiting")
 
     async def _deliver(self, item: OutBatch) -> None:
         assert self.producer is not None and self.window is not None and item.data is not None

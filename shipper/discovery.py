@@ -98,24 +98,30 @@ class Matcher:
             return False
         return not any(e.match(name) for e in self.name_excludes)
 
-    def scan(self) -> Iterator[str]:
-        """Every existing regular file that matches (symlinks to files included)."""
+    def scan(self, unreadable: dict[str, str] | None = None) -> Iterator[str]:
+        """Every existing regular file that matches (symlinks to files included). Directories
+        on the way that exist but cannot be listed go into ``unreadable`` (path → why): the
+        files in them are not found, and someone should know."""
         seen: set[str] = set()
         for root, recursive in self.roots:
-            for path in _walk(root, recursive):
+            for path in _walk(root, recursive, unreadable):
                 if path not in seen and self.matches(path):
                     seen.add(path)
                     yield path
 
 
-def _walk(root: Path, recursive: bool) -> Iterator[str]:
+def _walk(root: Path, recursive: bool, unreadable: dict[str, str] | None) -> Iterator[str]:
     stack = [str(root)]
     while stack:
         d = stack.pop()
         try:
             with os.scandir(d) as it:
                 entries = list(it)
-        except OSError:
+        except FileNotFoundError:
+            continue  # not there (yet): a glob may name a directory created later
+        except OSError as exc:
+            if unreadable is not None:
+                unreadable[d] = exc.strerror or str(exc)
             continue
         for e in entries:
             try:

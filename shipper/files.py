@@ -36,6 +36,9 @@ class FileTable:
         self.dormant: dict[Key, FileCheckpoint] = {}  # saved positions no input follows now
         self.open: set[Follower] = set()
         self.detached: set[Follower] = set()  # renamed away or deleted: finish, then release
+        # Matching files and directories on the way to them that could not be read (path →
+        # why), rebuilt by every rescan: the daemon reports them (status, log).
+        self.unreadable: dict[str, str] = {}
         self.first_start = False
         self.state_lost = False
 
@@ -67,7 +70,7 @@ class FileTable:
             for span in item.spans:
                 spool_end[span.file_id] = max(spool_end.get(span.file_id, 0), span.end)
         for inp in self.inputs:
-            for path in inp.matcher.scan():
+            for path in inp.matcher.scan(self.unreadable):
                 self.adopt(path, inp, entries, initial=True, spool_end=spool_end)
         for key, entry in entries.items():
             self._restore_unmatched(key, entry, spool_end)
@@ -116,12 +119,19 @@ class FileTable:
         initial: bool = False,
         spool_end: dict[str, int] | None = None,
     ) -> Follower | None:
-        """Start following ``path`` (resuming a saved position if its identity matches)."""
+        """Start following ``path`` (resuming a saved position if its identity matches);
+        ``None`` when it is followed already or cannot be read (then it is in ``unreadable``;
+        a file deleted in the meantime is simply gone)."""
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return None
         except OSError as exc:
             log.debug("cannot open %s: %s", path, exc)
+            self.unreadable[path] = exc.strerror or str(exc)
             return None
+        self.unreadable.pop(path, None)
+        entry: FileCheckpoint | None = None
         try:
             st = os.fstat(fd)
             key = (st.st_dev, st.st_ino)
@@ -138,16 +148,22 @@ class FileTable:
                 return None
             entry = (entries or {}).pop(key, None) or self.dormant.pop(key, None)
             f = self._make(path, inp, fd, st.st_size, key, entry, initial, spool_end or {})
+            f.fd = fd
+            if f.pos:
+                f.load_last_bytes()
+        except OSError as exc:  # opened, but reading it fails (EIO): as unreadable as EACCES
+            os.close(fd)
+            if entry is not None:
+                self.dormant[key] = entry  # its saved position waits for the next attempt
+            self.unreadable[path] = exc.strerror or str(exc)
+            return None
         except BaseException:
             os.close(fd)
             raise
         self.followers[key] = f
         self.by_path[path] = f
         self.register_id(f)
-        f.fd = fd
         self.open.add(f)
-        if f.pos:
-            f.load_last_bytes()
         if len(self.open) > self.cfg.max_open_files and not self.evict(exclude=None):
             self.close(f)
         return f
@@ -177,7 +193,7 @@ class FileTable:
                     entry.source or path,
                     inp,
                     track,
-                    inp.new_tail(start, max_line, entry.forced, os.pread(fd, 2, 0)),
+                    inp.new_tail(start, max_line, entry.forced, os.pread(fd, 2, 0), entry.skips),
                     head_len=entry.head_len,
                     head=entry.head,
                     forced=[b for b in entry.forced if b > entry.offset],
@@ -369,6 +385,7 @@ class FileTable:
                 source=f.source,
                 input=f.input.label,
                 forced=[b for b in f.forced if b > f.track.acked],
+                skips=_skips(f),
                 detached=f.detached,
                 rotations=f.rotations,
             )
@@ -386,3 +403,11 @@ class FileTable:
                 st = None
             if st is None or (st.st_dev, st.st_ino) != key:
                 del self.dormant[key]
+
+
+def _skips(f: Follower) -> list[int]:
+    """``f``'s skip points still needed by a restart (at or past the acknowledged offset)."""
+    points = f.tail.skip_points
+    if points:
+        points[:] = [b for b in points if b >= f.track.acked]
+    return list(points)

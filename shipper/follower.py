@@ -57,10 +57,16 @@ class InputRuntime:
         return self.config.label
 
     def new_tail(
-        self, offset: int, max_line_bytes: int, forced: Iterable[int] = (), head: bytes = b""
+        self,
+        offset: int,
+        max_line_bytes: int,
+        forced: Iterable[int] = (),
+        head: bytes = b"",
+        skips: Iterable[int] = (),
     ) -> Tail:
         """A ``Tail`` for this input's files from ``offset`` on; ``head``: the file's first
-        bytes, which say its encoding when it is "auto" and reading resumes past them."""
+        bytes, which say its encoding when it is "auto" and reading resumes past them;
+        ``skips``: the saved skip points (see ``shipper.tail``)."""
         encoding: str = self.config.encoding
         if encoding == "auto" and offset > 0:
             encoding = sniff_encoding(head)
@@ -71,6 +77,7 @@ class InputRuntime:
             container=self.config.container,
             encoding=encoding,
             forced=forced,
+            skip=offset in skips,
         )
 
     @property

@@ -27,6 +27,9 @@ from wharf import protocol as wp
 
 DEFAULT_BATCH_BYTES = 4 << 20  # text per batch: compresses about as well as one zstd stream
 _READ_SIZE = 1 << 20
+# Built batches waiting for the producer's window, past which reading waits: memory stays a
+# few batches deep however large the input and however slow (or refusing) the collector.
+_MAX_WAITING_BATCHES = 4
 
 
 @dataclass
@@ -83,7 +86,9 @@ async def ship(
     batch_bytes: int = DEFAULT_BATCH_BYTES,
     on_ack: Callable[[wp.Ack], None] | None = None,
 ) -> ShipStats:
-    """Read ``stream`` to its end, ship every line, wait for every ack."""
+    """Read ``stream`` to its end, ship every line, wait for every ack. A refused batch, or
+    the producer giving up (its ``deadline_s``), raises ``DeliveryError`` as soon as it is
+    known, with nothing left running."""
     host = host or socket.gethostname()
     stats = ShipStats()
     container = parser.name if parser.name in CONTAINER_FORMATS else None
@@ -104,8 +109,10 @@ async def ship(
         stats.batches += 1
         task = asyncio.get_running_loop().create_task(producer.send(topic, data))
         if on_ack is not None:
-            task.add_done_callback(lambda t: t.exception() or on_ack(t.result()))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception() or on_ack(t.result()))
         sends.append(task)
+        if len(sends) > producer.window + _MAX_WAITING_BATCHES:
+            await asyncio.wait(sends, return_when=asyncio.FIRST_COMPLETED)
         # Keep the task list short; surface a refused batch as early as possible.
         done = [t for t in sends if t.done()]
         for t in done:
@@ -117,23 +124,30 @@ async def ship(
         return wb.build(records, producer_id=producer.producer_id, spans=[span])
 
     loop = asyncio.get_running_loop()
-    while True:
-        chunk = await loop.run_in_executor(None, stream.read, _READ_SIZE)
-        if not chunk:
-            break
-        stats.bytes_read += len(chunk)
-        for ev in tail.feed(chunk, time.monotonic_ns()):
+    try:
+        while True:
+            chunk = await loop.run_in_executor(None, stream.read, _READ_SIZE)
+            if not chunk:
+                break
+            stats.bytes_read += len(chunk)
+            for ev in tail.feed(chunk, time.monotonic_ns()):
+                pending.append((ev.offset, ev.text))
+                pending_bytes += len(ev.text)
+            if pending_bytes >= batch_bytes:
+                await cut(tail.emitted_end)  # the end of whole events (of whole groups, see Tail)
+        for ev in tail.flush(time.monotonic_ns()):
             pending.append((ev.offset, ev.text))
-            pending_bytes += len(ev.text)
-        if pending_bytes >= batch_bytes:
-            await cut(tail.emitted_end)  # the end of whole events (of whole groups, see Tail)
-    for ev in tail.flush(time.monotonic_ns()):
-        pending.append((ev.offset, ev.text))
-    await cut(tail.next_offset)
-    for t in sends:
-        _count(await t, stats)
-    stats.invalid_utf8_lines = tail.splitter.invalid_utf8_lines
-    stats.truncated_lines = tail.splitter.truncated_lines
+        await cut(tail.next_offset)
+        while sends:
+            _count(await sends.pop(0), stats)
+    finally:
+        # On a failure the other sends are abandoned, not left to fail unobserved later
+        # ("Task exception was never retrieved" on stderr after the one-line error).
+        for t in sends:
+            t.cancel()
+        await asyncio.gather(*sends, return_exceptions=True)
+    stats.invalid_utf8_lines = tail.invalid_utf8_lines
+    stats.truncated_lines = tail.truncated_lines
     return stats
 
 

@@ -81,12 +81,8 @@ class ReadingMixin:
         if not data:
             return False
         self.stats.bytes_read += len(data)
-        sp = f.tail.splitter
-        lines, trunc, bad = sp.lines, sp.truncated_lines, sp.invalid_utf8_lines
         offsets, ends, texts = f.tail.feed_columns(data, time.monotonic_ns())
-        self.stats.lines_read += sp.lines - lines
-        self.stats.truncated_lines += sp.truncated_lines - trunc
-        self.stats.invalid_utf8_lines += sp.invalid_utf8_lines - bad
+        self._count_lines(f)
         self._emit_columns(f, offsets, ends, texts)
         if f.tail.pending:
             if f not in self.pending_tails:
@@ -97,8 +93,15 @@ class ReadingMixin:
         self.status_dirty = True
         return f.pos < size
 
+    def _count_lines(self, f: Follower) -> None:
+        lines, truncated, invalid = f.tail.take_counts()
+        self.stats.lines_read += lines
+        self.stats.truncated_lines += truncated
+        self.stats.invalid_utf8_lines += invalid
+
     def _flush_tail(self, f: Follower, events: list[Event]) -> None:
         """Emit events cut by a timer and remember the cut (see ``shipper.tail``)."""
+        self._count_lines(f)  # a line cut by the timer is a line, maybe a truncated one
         if events:
             self._emit(f, events)
             f.forced.append(f.tail.emitted_end)

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from shipper import sdnotify
 from shipper.config import InputConfig, ShipperConfig, load_config
 from shipper.follower import InputRuntime
+from wharf import sdnotify
 from wharf.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -112,6 +112,7 @@ async def apply_reload(d: Daemon, path: Path) -> None:
     d.files.cfg = plan.config
     d.batcher.batch_bytes = plan.config.batch_bytes
     d.batcher.linger_s = plan.config.linger_s
+    d.problems.log_interval_s = plan.config.problem_log_interval_s
     d.rescan()
     d.save_checkpoint()
     sdnotify.notify("READY=1")

@@ -37,6 +37,7 @@ class Stats:
     truncations: int = 0
     copies_followed: int = 0
     forced_cuts: int = 0
+    checkpoint_errors: int = 0  # checkpoint writes the disk refused (each is tried again)
     # Drops: bytes or batches that will never reach a collector.
     dropped_batches_refused: int = 0  # the collector refused them for good (NACK)
     dropped_spool_corrupt: int = 0  # spool items damaged on disk
@@ -139,6 +140,7 @@ _HELP: Final = {
     "truncations": "Files truncated or replaced in place",
     "copies_followed": "Rotated copies read to recover bytes after a copytruncate",
     "forced_cuts": "Events cut by a timer (partial line, multiline timeout, rotation)",
+    "checkpoint_errors": "Checkpoint writes that failed (each is tried again with backoff)",
 }
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from shipper.follower import Follower
 from shipper.status import FileStatus, StatusReport, metrics_text
+from wharf.address import split_host_port
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -69,7 +70,8 @@ def build_report(d: Daemon) -> StatusReport:
         inflight_batches=len(d.outbox) - d.outbox.queued,
         memory_queue_bytes=d.outbox.mem,
         checkpoint_writes=d.checkpoints.writes,
-        warnings=list(d.warnings[-20:]),
+        # What is wrong now first (it goes away when it is over), then the last warnings.
+        warnings=[*d.problems.lines(d.files.unreadable), *d.warnings[-20:]],
         counters={k: v for k, v in vars(d.stats).items() if not k.startswith("dropped")},
         drops=d.stats.drops,
         files=files,
@@ -90,6 +92,7 @@ def gauges(d: Daemon) -> dict[str, float]:
         if d.delivery.producer is not None and d.delivery.producer.connected.is_set()
         else 0.0,
         "lag_bytes": sum(max(0, f.size - f.track.acked) for f in d.files.followers.values()),
+        "unreadable_paths": len(d.files.unreadable),
     }
 
 
@@ -106,6 +109,6 @@ async def serve_metrics(d: Daemon, listen: str) -> web.AppRunner:
     app.router.add_get("/metrics", handler)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
-    host, _, port = listen.rpartition(":")
-    await web.TCPSite(runner, host.strip("[]"), int(port)).start()
+    host, port = split_host_port(listen, "metrics_listen")
+    await web.TCPSite(runner, host, port).start()
     return runner

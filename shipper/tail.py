@@ -13,6 +13,12 @@ file) cut events where the text alone would not. Such a cut is reported as a *fo
 the caller persists it, and a ``Tail`` that re-reads the same bytes after a crash is given the
 boundaries and cuts at exactly the same offsets, so the re-sent events match the ones the
 collector may already hold, byte for byte.
+
+A line still over ``max_line_bytes`` when a timer cuts it was truncated: its head is an event
+(counted in ``truncated_lines``) and the rest of it, up to its end of line, is dropped as the
+rest of any over-long line is, never an event of its own. The offset where such a rest begins
+is a *skip point* (``skip_points``); a ``Tail`` started there is told so (``skip``) and drops
+the same bytes, as a re-read from before it does by cutting at the forced boundary.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ class Tail:
         container: str | None = None,
         encoding: str = "utf-8",
         forced: Iterable[int] = (),
+        skip: bool = False,
     ) -> None:
         if multiline is not None and container is not None:
             raise ValueError("a Tail joins container fragments or multiline events, not both")
@@ -56,7 +63,14 @@ class Tail:
         )
         # "auto" from the start of a file: its first bytes decide (a UTF-16 byte order mark).
         self._max_line_bytes = max_line_bytes
+        self._errors: Literal["replace", "surrogateescape"] = errors
         self._sniff = encoding == "auto" and offset == 0 and container is None
+        # UTF-16: big-endian or not (None: the bytes are UTF-8).
+        self._utf16_be: bool | None = (
+            encoding == "utf-16be"
+            if encoding in ("utf-16le", "utf-16be") and container is None
+            else None
+        )
         self.splitter: LineSplitter | Utf16LineSplitter = (
             Utf16LineSplitter(
                 offset, big_endian=encoding == "utf-16be", max_line_bytes=max_line_bytes
@@ -72,11 +86,44 @@ class Tail:
         self.forced = sorted(b for b in set(forced) if b > offset)
         self.emitted_end = offset
         self.partial_since_ns: int | None = None  # last time the partial line grew
+        # Dropping the rest of an over-long line cut by a timer (see the module docstring).
+        self.skipping = skip
+        self.skip_points: list[int] = [offset] if skip else []
+        self._skip_carry = b""  # UTF-16: the first byte of a code unit, while skipping
+        # Counts of the splitters a skip replaced, and what ``take_counts`` has handed out.
+        self._base_counts = (0, 0, 0)
+        self._taken = (0, 0, 0)
 
     @property
     def next_offset(self) -> int:
         """The file offset of the next byte to feed."""
         return self.splitter.next_offset
+
+    def _counts(self) -> tuple[int, int, int]:
+        sp, (lines, truncated, invalid) = self.splitter, self._base_counts
+        return lines + sp.lines, truncated + sp.truncated_lines, invalid + sp.invalid_utf8_lines
+
+    @property
+    def lines(self) -> int:
+        """Lines split so far (flushed partial lines included)."""
+        return self._counts()[0]
+
+    @property
+    def truncated_lines(self) -> int:
+        """Lines cut at ``max_line_bytes`` so far, whether by their end or by a timer."""
+        return self._counts()[1]
+
+    @property
+    def invalid_utf8_lines(self) -> int:
+        """Lines whose invalid bytes were replaced so far."""
+        return self._counts()[2]
+
+    def take_counts(self) -> tuple[int, int, int]:
+        """``(lines, truncated_lines, invalid_utf8_lines)`` added since the last call: what a
+        caller adds to its own counters after each ``feed`` or flush."""
+        now, before = self._counts(), self._taken
+        self._taken = now
+        return now[0] - before[0], now[1] - before[1], now[2] - before[2]
 
     @property
     def grouping(self) -> bool:
@@ -106,11 +153,16 @@ class Tail:
             self._sniff = False
             encoding = sniff_encoding(data[:2])
             if encoding != "utf-8":
+                self._utf16_be = encoding == "utf-16be"
                 self.splitter = Utf16LineSplitter(
                     self.splitter.next_offset,
                     big_endian=encoding == "utf-16be",
                     max_line_bytes=self._max_line_bytes,
                 )
+        if self.skipping:
+            data = self._skip(data)
+            if not data:
+                return [], [], []
         if self.grouping:
             out = self._group(self.splitter.feed(data), now_ns)
             offsets = [e.offset for e in out]
@@ -175,8 +227,46 @@ class Tail:
         if boundary > self.splitter.next_offset:
             bisect.insort(self.forced, boundary)
 
+    def _skip(self, data: bytes) -> bytes:
+        """Drop ``data`` up to the end of the over-long line being skipped (all of it if the
+        line goes on); return what follows, for the next line."""
+        base = self.splitter.next_offset
+        big_endian = self._utf16_be
+        if big_endian is not None:
+            # U+000A at an even file offset; a code unit may be split between two reads.
+            term = b"\x00\n" if big_endian else b"\n\x00"
+            buf = self._skip_carry + data
+            start = base - len(self._skip_carry)  # the file offset of buf[0]
+            p = buf.find(term)
+            while p >= 0 and (start + p) % 2:
+                p = buf.find(term, p + 1)
+            end = p + 2 - len(self._skip_carry) if p >= 0 else -1
+            self._skip_carry = b"" if p >= 0 or (start + len(buf)) % 2 == 0 else buf[-1:]
+        else:
+            p = data.find(b"\n")
+            end = p + 1 if p >= 0 else -1
+        consumed = len(data) if end < 0 else end
+        offset = base + consumed
+        self._base_counts = self._counts()
+        self.splitter = (
+            LineSplitter(offset, max_line_bytes=self._max_line_bytes, errors=self._errors)
+            if big_endian is None
+            else Utf16LineSplitter(
+                offset, big_endian=big_endian, max_line_bytes=self._max_line_bytes
+            )
+        )
+        if end >= 0:
+            self.skipping = False
+            self.emitted_end = offset  # nothing is held: the flush that began this emptied all
+        return data[consumed:]
+
     def _flush_all(self, now_ns: int) -> list[Event]:
+        truncated = self.splitter.truncated_lines
         lines = self.splitter.flush()
+        if self.splitter.truncated_lines > truncated:
+            # Cut while over the limit: the rest of this line is dropped, not a line of its own.
+            self.skipping = True
+            self.skip_points.append(self.splitter.next_offset)
         self.partial_since_ns = None
         out = self._group(lines, now_ns)
         if self.multiline is not None:

@@ -5,7 +5,12 @@ has, by the batch's spans, so a resend never duplicates).
 
 Like aiokafka's connection: every ``send`` returns when its batch is acknowledged; on a lost
 connection the pending sends do not fail, they wait for the resend. Only a non-retriable NACK,
-or ``close()``, or running past ``deadline_s`` without any collector fails them.
+or ``close()``, or ``deadline_s`` without a single acknowledgement fails them.
+
+Every failed attempt (no connection, a connection that broke, a batch refused for now: a
+collector with a full disk) waits before the next one, exponentially longer with full jitter,
+until a batch is acknowledged again: a refusing collector sees a few attempts a second at first
+and one every ``backoff_s[1]`` later, never a tight loop.
 
 Whether a NACK or a refused handshake is worth retrying is decided by the typed error rebuilt
 from its code (``wharf.errors.TABLE``), never by matching strings; the typed error is the
@@ -24,6 +29,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from wharf import protocol as wp
+from wharf.address import split_host_port
 from wharf.errors import RemoteError, Unavailable, UnexpectedFrame, WharfError
 
 log = logging.getLogger(__name__)
@@ -36,8 +42,8 @@ class DeliveryError(WharfError):
 
 
 class CollectorUnavailable(DeliveryError, Unavailable):
-    """No collector accepted a connection before the deadline (``Unavailable``, so retriable,
-    with that code)."""
+    """No collector acknowledged a batch before the deadline: none answered, or the one that
+    did kept refusing the batches for now (``Unavailable``, so retriable, with that code)."""
 
 
 class _Reconnect(Exception):
@@ -56,17 +62,14 @@ class _Pending:
     sent_at: float = field(default=0.0)
 
 
-def _split(addr: str) -> tuple[str, int]:
-    host, _, port = addr.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"collector address {addr!r} is not HOST:PORT")
-    return host.strip("[]"), int(port)
-
-
 class Producer:
     """Deliver batches to the first collector of ``addresses`` that answers.
 
     ``window`` bounds the batches sent but not acknowledged; ``send`` waits for room.
+    ``deadline_s`` (``None``: wait for ever, as the daemon does, its spool holding the rest)
+    gives up when no batch has been acknowledged for that long while some are owed, whatever
+    the reason: then every pending and later ``send`` raises ``CollectorUnavailable`` naming
+    the last error. A bad address raises ``InvalidArgument`` here, not in a task.
     """
 
     def __init__(
@@ -85,7 +88,7 @@ class Producer:
     ) -> None:
         if not addresses:
             raise ValueError("at least one collector address is needed")
-        self.addresses = [_split(a) for a in addresses]
+        self.addresses = [split_host_port(a, "collector address") for a in addresses]
         self.producer_id = producer_id
         self.token = token
         self.ssl_context = ssl_context
@@ -106,7 +109,12 @@ class Producer:
         self._generation = 0
         self._closed = False
         self._task: asyncio.Task[None] | None = None
-        self._since_unavailable: float | None = None
+        self._deadline_task: asyncio.Task[None] | None = None
+        # Failed attempts since the last acknowledgement: the exponent of the backoff. Reset by
+        # an ack, not by a connection (a collector that accepts connections and refuses every
+        # batch must not be retried at the first step's pace).
+        self._failures = 0
+        self._progress_at = time.monotonic()  # the last ack, or when batches became owed
         self._fatal: DeliveryError | None = None
 
     def __repr__(self) -> str:
@@ -115,7 +123,10 @@ class Producer:
     async def start(self) -> None:
         """Start the connection task (``send`` starts it too)."""
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self._run())
+            if self.deadline_s is not None:
+                self._deadline_task = loop.create_task(self._watch_deadline(self.deadline_s))
 
     async def send(self, topic: str, batch: bytes, key: str = "") -> wp.Ack:
         """Deliver one batch; return its ACK once durable on the collector."""
@@ -124,9 +135,13 @@ class Producer:
         await self.start()
         await self._room.acquire()
         try:
+            if self._fatal is not None:  # given up while this send waited for room
+                raise self._fatal
             fut: asyncio.Future[wp.Ack] = asyncio.get_running_loop().create_future()
             p = _Pending(self._next_id, topic, key, batch, fut)
             self._next_id += 1
+            if not self._unacked:
+                self._progress_at = time.monotonic()  # the deadline runs from now
             self._unacked[p.correlation_id] = p
             self._queue.put_nowait(p)
             return await fut
@@ -143,10 +158,11 @@ class Producer:
     async def close(self) -> None:
         """Stop; sends still pending fail with ``DeliveryError``."""
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._deadline_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for p in self._unacked.values():
             if not p.future.done():
                 p.future.set_exception(DeliveryError("producer closed before the ack"))
@@ -155,9 +171,8 @@ class Producer:
     # -- connection management ----------------------------------------------------------
 
     async def _run(self) -> None:
-        attempt = 0
         index = 0
-        while not self._closed:
+        while not self._closed and self._fatal is None:
             host, port = self.addresses[index % len(self.addresses)]
             try:
                 reader, writer, conn = await self._connect(host, port)
@@ -168,19 +183,23 @@ class Producer:
                     self._fail_all(exc)
                     return
                 index += 1
-                attempt += 1
-                await asyncio.sleep(self._backoff(attempt))
+                await self._pause()
                 continue
             except (OSError, TimeoutError, RemoteError, ssl.SSLError) as exc:
                 silent = isinstance(exc, TimeoutError)  # asyncio.timeout's has no text
                 why = f"no answer within {self.connect_timeout_s:g} s" if silent else exc
                 self._note_failure(f"{host}:{port}: {why}")
                 index += 1
-                attempt += 1
-                await asyncio.sleep(self._backoff(attempt))
+                await self._pause()
                 continue
-            attempt = 0
-            self._since_unavailable = None
+            except Exception as exc:  # whatever it is, this task must live on
+                # Not one of the failures above (a bug, or a platform refusal they miss): the
+                # connection task must not die, or every send would wait for ever, silently.
+                log.warning("collector connection to %s:%d failed", host, port, exc_info=True)
+                self._note_failure(f"{host}:{port}: {type(exc).__name__}: {exc}")
+                index += 1
+                await self._pause()
+                continue
             self._generation += 1
             self.state = f"connected {host}:{port}"
             self.connected.set()
@@ -188,6 +207,9 @@ class Producer:
                 await self._serve(reader, writer, conn)
             except (OSError, TimeoutError, RemoteError, ssl.SSLError, _Reconnect) as exc:
                 self._note_failure(f"{host}:{port}: {exc}")
+            except Exception as exc:  # as above: reconnect, never die
+                log.warning("collector connection to %s:%d failed", host, port, exc_info=True)
+                self._note_failure(f"{host}:{port}: {type(exc).__name__}: {exc}")
             finally:
                 self.connected.clear()
                 self.state = "disconnected"
@@ -196,21 +218,32 @@ class Producer:
                     await writer.wait_closed()
             if not self._closed:
                 self.reconnects += 1
-                await asyncio.sleep(self._backoff(1))
+                await self._pause()
 
     def _note_failure(self, message: str) -> None:
         self.last_error = message
-        log.warning("collector connection: %s", message)
-        now = time.monotonic()
-        if self._since_unavailable is None:
-            self._since_unavailable = now
-        if self.deadline_s is not None and now - self._since_unavailable > self.deadline_s:
-            self._fail_all(
-                CollectorUnavailable(
-                    f"no collector accepted the batches for {self.deadline_s:g} s "
-                    f"(last error: {message})"
+        self._failures += 1
+
+    async def _pause(self) -> None:
+        """Wait before the next attempt: longer after each failure since the last ack."""
+        delay = self._backoff(self._failures)
+        log.warning("collector connection: %s (next attempt in %.2f s)", self.last_error, delay)
+        await asyncio.sleep(delay)
+
+    async def _watch_deadline(self, deadline_s: float) -> None:
+        """Give up once batches have been owed for ``deadline_s`` without an ack."""
+        while self._fatal is None:
+            now = time.monotonic()
+            due = self._progress_at + deadline_s
+            if self._unacked and now >= due:
+                last = " ".join((self.last_error or "no answer yet").split())
+                exc = CollectorUnavailable(
+                    f"no collector accepted the batches for {deadline_s:g} s (last error: {last})"
                 )
-            )
+                self._fatal = exc
+                self._fail_all(exc)
+                return
+            await asyncio.sleep(max(0.05, due - now) if self._unacked else deadline_s)
 
     def _fail_all(self, exc: WharfError) -> None:
         for p in list(self._unacked.values()):
@@ -330,6 +363,8 @@ class Producer:
                     p = self._unacked.pop(event.correlation_id, None)
                     if p is not None and not p.future.done():
                         p.future.set_result(event)
+                        self._failures = 0
+                        self._progress_at = time.monotonic()
                 case wp.Nack():
                     self._nacked(event)
                 case wp.Ping():
@@ -355,8 +390,7 @@ class Producer:
             # alone, later, could put it behind a newer batch of the same file, and the
             # collector would then take it for a duplicate.
             raise _Reconnect(
-                f"batch {p.correlation_id} refused for now ({nack.code}: "
-                f"{nack.message}); reconnecting to resend"
+                f"batch {p.correlation_id} refused for now ({nack.code}: {nack.message})"
             ) from cause
         del self._unacked[nack.correlation_id]
         if not p.future.done():

@@ -139,7 +139,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if value is None:
         return None
     v = value.strip()
-    if v.isdigit():
+    if v.isascii() and v.isdigit():  # not "²", which isdigit() takes and float() refuses
         return float(v)
     try:
         when = parsedate_to_datetime(v)

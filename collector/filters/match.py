@@ -12,6 +12,7 @@ hang a server; it works on the UTF-8 bytes directly, with Unicode-aware classes 
 
 from __future__ import annotations
 
+import functools
 import re
 from bisect import bisect_right
 from collections.abc import Callable
@@ -26,6 +27,16 @@ from wharf.errors import CorruptBatch, InvalidArgument
 MAX_PATTERN_BYTES: Final = 64 * 1024
 # RE2's default DFA budget (8 MiB) is per compiled regex; raising it keeps big alternations fast.
 _RE2_MAX_MEM: Final = 64 << 20
+# What one regular expression may cost. A pattern is first compiled with this memory budget,
+# where RE2 gives up as soon as the program outgrows it (in milliseconds): a counted repetition
+# of a big class such as \pL{1000} would otherwise take a second to compile and a DFA that
+# scans at a crawl. About 60,000 RE2 instructions pass (\pL{50}), 120,000 do not.
+_PROBE_MEM: Final = 1 << 20
+# Compiled regexes kept for reuse (a search compiles its pattern once per partition). google-re2
+# keeps 128 in its own module cache, each with a DFA of up to ``_RE2_MAX_MEM``: memory that grew
+# by a GB over 150 distinct patterns and was never given back. Ours is smaller, and theirs is
+# emptied after every compile.
+_CACHE_SIZE: Final = 16
 
 _META: Final = frozenset(b"\\^$.|?*+()[]{}")
 _QUANT: Final = frozenset(b"?*+{")
@@ -183,14 +194,13 @@ class LineMatcher:
             return
         source = re2.escape(encoded) if fixed else encoded
         flags = b"(?m" + (b"i" if ignore_case else b"") + b")"
-        options = re2.Options()
-        options.max_mem = _RE2_MAX_MEM
-        options.log_errors = False  # the error goes to the user once, in our message
         try:
-            self._regex = re2.compile(flags + source, options)
+            self._regex = compile_regex(flags + source)
         except re2.error as exc:
             reason = _re2_reason(exc, flags.decode())
             raise InvalidArgument(f"invalid regular expression {pattern!r}: {reason}") from None
+        except RegexTooCostly as exc:
+            raise InvalidArgument(f"regular expression {pattern!r} {exc}") from None
         if not fixed and not ignore_case:
             self._candidates = required_literals(pattern)
 
@@ -258,6 +268,41 @@ class LineMatcher:
             return (-1, -1) if m is None else (m.start(), m.end())
 
         return _walk(blob, n, lines, find_regex, confirm, want_index)
+
+
+class RegexTooCostly(Exception):
+    """A pattern whose RE2 program is over the budget (the message completes a sentence that
+    starts with the pattern)."""
+
+
+def compile_regex(source: bytes) -> Any:
+    """``source`` compiled by RE2 (UTF-8, errors not logged), from a small cache of recent ones.
+    Raises ``re2.error`` for a bad pattern and ``RegexTooCostly`` for one over the budget."""
+    return _compile_cached(source)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _compile_cached(source: bytes) -> Any:
+    probe = re2.Options()
+    probe.max_mem = _PROBE_MEM
+    probe.log_errors = False  # the error goes to the user once, in our message
+    try:
+        re2.compile(source, probe)
+    except re2.error as exc:
+        if b"pattern too large" not in (exc.args[0] if exc.args else b""):
+            raise
+        raise RegexTooCostly(
+            "is too costly to run: its RE2 program is over the limit (about 60,000 "
+            "instructions; a counted repetition of a large class such as \\pL{100} is "
+            "over it): narrow the class or lower the count"
+        ) from None
+    options = re2.Options()
+    options.max_mem = _RE2_MAX_MEM
+    options.log_errors = False
+    try:
+        return re2.compile(source, options)
+    finally:
+        re2.purge()  # the wrapper's own cache: we keep what we reuse, here
 
 
 def _re2_reason(exc: Exception, flags: str) -> str:

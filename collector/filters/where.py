@@ -39,10 +39,11 @@ from typing import Any, Final
 import msgspec
 import re2
 
+from collector.filters.match import RegexTooCostly, compile_regex
 from wharf.errors import InvalidArgument
 from wharf.record import LEVELS, Record
 
-__all__ = ["MAX_DEPTH", "MAX_WHERE_CHARS", "Where", "WhereError", "parse"]
+__all__ = ["MAX_DEPTH", "MAX_REGEX_INSTRUCTIONS", "MAX_WHERE_CHARS", "Where", "WhereError", "parse"]
 
 # Longer expressions are refused: nobody types 4096 characters of filter, and the parser and
 # the per-record evaluation stay cheap.
@@ -62,7 +63,9 @@ _NAME_RE: Final = re.compile(r"[A-Za-z_@$][A-Za-z0-9_@$-]*(?:\.[A-Za-z0-9_@$-]+)
 _NUMBER_RE: Final = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 _BARE_STOP: Final = frozenset(" \t\r\n()\"'=!<>~")
 _ESCAPES: Final = {'"': '"', "'": "'", "\\": "\\", "n": "\n", "t": "\t"}
-_RE2_MAX_MEM: Final = 8 << 20  # per compiled ``~`` pattern; RE2's own default
+# The RE2 instructions all the ``~``/``!~`` patterns of one expression may add up to (each
+# alone is capped by ``compile_regex``): compiling and running them costs about that much.
+MAX_REGEX_INSTRUCTIONS: Final = 200_000
 _MISSING: Final = object()
 _json = msgspec.json.Encoder()
 
@@ -224,18 +227,22 @@ class _Compare(Where):
         )
         self._regex: Any = None
         if op in ("~", "!~"):
-            options = re2.Options()
-            options.max_mem = _RE2_MAX_MEM
-            options.log_errors = False
             try:
-                self._regex = re2.compile(value.encode("utf-8", "surrogatepass"), options)
+                self._regex = compile_regex(value.encode("utf-8", "surrogatepass"))
             except re2.error as exc:
                 why = exc.args[0] if exc.args else exc
                 if isinstance(why, bytes):
                     why = why.decode("utf-8", "replace")
                 raise WhereError(f"invalid regular expression {value!r}: {why}", value_col) from exc
+            except RegexTooCostly as exc:
+                raise WhereError(f"regular expression {value!r} {exc}", value_col) from None
             except (UnicodeError, ValueError, TypeError) as exc:  # the wrapper's own complaints
                 raise WhereError(f"invalid regular expression {value!r}: {exc}", value_col) from exc
+
+    @property
+    def regex_instructions(self) -> int:
+        """The size of the compiled pattern's RE2 program (0 without one)."""
+        return int(self._regex.programsize) if self._regex is not None else 0
 
     def __str__(self) -> str:
         if self.quoted or (self._number is None and not _is_bare(self.value)):
@@ -361,6 +368,7 @@ class _Parser:
         self.tokens = list(_tokens(src))
         self.pos = 0
         self.depth = 0
+        self.regex_left = MAX_REGEX_INSTRUCTIONS
 
     @property
     def tok(self) -> _Token:
@@ -426,7 +434,15 @@ class _Parser:
         if v.kind not in ("word", "string"):
             raise WhereError(f"expected a value after {op.text!r}, found {_show(v)}", v.col)
         self.pos += 1
-        return _Compare(t.text, op.text, v.text, v.kind == "string", v.col)
+        compare = _Compare(t.text, op.text, v.text, v.kind == "string", v.col)
+        self.regex_left -= compare.regex_instructions
+        if self.regex_left < 0:
+            raise WhereError(
+                f"the regular expressions up to here compile to more than "
+                f"{MAX_REGEX_INSTRUCTIONS:,} RE2 instructions together: use fewer or simpler ones",
+                v.col,
+            )
+        return compare
 
 
 def _show(t: _Token) -> str:

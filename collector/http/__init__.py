@@ -6,5 +6,6 @@ routes.
 """
 
 from collector.http.app import SessionsProvider, ingest_sessions, make_app
+from collector.http.listener import Listening, serve
 
-__all__ = ["SessionsProvider", "ingest_sessions", "make_app"]
+__all__ = ["Listening", "SessionsProvider", "ingest_sessions", "make_app", "serve"]

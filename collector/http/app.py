@@ -57,6 +57,8 @@ from collector.http.keys import (
     METRICS,
     PROGRESS_S,
     SCAN_POOL,
+    SCAN_SLOTS,
+    SEND_TIMEOUT_S,
     SESSIONS,
     STARTED_NS,
     STORE,
@@ -64,6 +66,7 @@ from collector.http.keys import (
     SessionsProvider,
 )
 from collector.http.middleware import auth_mw, errors_mw, metrics_mw
+from collector.http.stream import Slots
 from collector.ingest import IngestServer
 from collector.metrics import Metrics
 from collector.query import search as search_engine
@@ -73,7 +76,8 @@ from collector.storage.interface import GroupOffsets, Storage
 
 __all__ = ["SessionsProvider", "ingest_sessions", "make_app"]
 
-# Concurrent searches; more wait their turn. Each takes about one core while it decompresses.
+# Searches scanning at once; more wait their turn (``[search] max_running`` bounds how many
+# are open). Each takes about one core while it decompresses.
 SEARCH_WORKERS: Final = 4
 # Short reads: tail catch-up, consume, group files, topic admin.
 IO_WORKERS: Final = 8
@@ -122,7 +126,9 @@ def make_app(
     app[METRICS] = metrics
     app[DATA_DIR] = directory
     app[GROUPS] = groups_offsets if groups_offsets is not None else groups.GroupStore(directory)
-    app[SCAN_POOL] = ThreadPoolExecutor(SEARCH_WORKERS, thread_name_prefix="http-search")
+    app[SCAN_POOL] = ThreadPoolExecutor(config.search.max_running, thread_name_prefix="http-search")
+    app[SCAN_SLOTS] = Slots(SEARCH_WORKERS)
+    app[SEND_TIMEOUT_S] = config.api.send_timeout_s
     app[IO_POOL] = ThreadPoolExecutor(IO_WORKERS, thread_name_prefix="http-io")
     app[FEEDS] = set()
     app[CLOSING] = asyncio.Event()

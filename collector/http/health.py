@@ -28,23 +28,37 @@ log = logging.getLogger(__name__)
 _HEALTH_TIMEOUT_S: Final = 5.0
 
 
-async def _health(request: web.Request) -> tuple[bool, str | None]:
-    """Whether the storage takes work (so an append would be acknowledged)."""
+async def _check(request: web.Request) -> tuple[str, str | None]:
+    """``("ok", None)``; ``("degraded", why)`` when the storage answers but refuses some writes
+    (a partition offline after a failed write: a full disk); ``("unavailable", why)`` when it
+    does not answer or refuses everything."""
+    store = request.app[STORE]
     try:
         async with asyncio.timeout(_HEALTH_TIMEOUT_S):
-            await in_pool(request, request.app[STORE].flush)
+            await in_pool(request, store.flush)
+            problems = await in_pool(request, store.health)
     except TimeoutError:
-        return False, "store not answering"
+        return "unavailable", "store not answering"
     except WharfError as exc:
-        return False, str(exc)
-    return True, None
+        return "unavailable", str(exc)
+    if problems:
+        return "degraded", "; ".join(problems)
+    return "ok", None
+
+
+async def _health(request: web.Request) -> tuple[bool, str | None]:
+    """Whether the storage takes work (so an append would be acknowledged)."""
+    state, error = await _check(request)
+    return state == "ok", error
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """200 once the storage takes writes, else 503 saying why."""
-    ok, error = await _health(request)
-    if not ok:
-        return web.json_response({"status": "unavailable", "error": error}, status=503)
+    """200 once the storage takes writes, else 503 saying why: ``"status": "unavailable"``
+    (nothing is written) or ``"degraded"`` (some partitions refuse writes; the error names
+    them). A load balancer or a shipper's failover then sends writes elsewhere."""
+    state, error = await _check(request)
+    if state != "ok":
+        return web.json_response({"status": state, "error": error}, status=503)
     return web.json_response({"status": "ok"})
 
 

@@ -12,7 +12,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from collector.config import CollectorConfig
-from collector.http.stream import Feed
+from collector.http.stream import Feed, Slots
 from collector.metrics import Metrics
 from collector.query.describe import IngestRate
 from collector.query.tail import TailHub
@@ -29,6 +29,9 @@ GROUPS: Final = web.AppKey("groups", GroupOffsets)
 # big searches can never delay a live tail.
 SCAN_POOL: Final = web.AppKey("scan_pool", ThreadPoolExecutor)
 IO_POOL: Final = web.AppKey("io_pool", ThreadPoolExecutor)
+SCAN_SLOTS: Final = web.AppKey("scan_slots", Slots)
+# A streamed answer the client takes nothing of for this long is dropped (``[api]``).
+SEND_TIMEOUT_S: Final = web.AppKey("send_timeout_s", float)
 FEEDS: Final = web.AppKey("feeds", set[Feed])
 CLOSING: Final = web.AppKey("closing", asyncio.Event)
 TAIL_HUB: Final = web.AppKey("tail_hub", TailHub)

@@ -21,7 +21,7 @@ MAX_CONSUME_BYTES: Final = 16 << 20
 
 def _partition_number(request: web.Request) -> int:
     raw = request.match_info["partition"]
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # "²".isdigit() is true; int("²") fails
         raise InvalidArgument(f"partition {raw!r} is not a non-negative integer")
     return int(raw)
 

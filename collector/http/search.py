@@ -9,7 +9,16 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.http.keys import FEEDS, METRICS, PROGRESS_S, SCAN_POOL, STORE
+from collector.http.keys import (
+    FEEDS,
+    IO_POOL,
+    METRICS,
+    PROGRESS_S,
+    SCAN_POOL,
+    SCAN_SLOTS,
+    SEND_TIMEOUT_S,
+    STORE,
+)
 from collector.http.stream import Feed, pump
 from collector.query.search import run_search
 from collector.query.selection import select
@@ -23,15 +32,26 @@ async def search(request: web.Request) -> web.StreamResponse:
     app = request.app
     store = app[STORE]
     spec = SearchRequest.from_params(request.query.items())
-    selection = select(store, spec)  # errors here get a status, before the stream starts
     loop = asyncio.get_running_loop()
-    feed = Feed(loop)
+    # Compiling the patterns takes up to tens of milliseconds (RE2 budgets it): off the loop.
+    # Errors here get a status, before the stream starts.
+    selection = await loop.run_in_executor(app[IO_POOL], select, store, spec)
+    slots = app[SCAN_SLOTS]
+    feed = Feed(loop, slots=slots)
     app[FEEDS].add(feed)
     worker = loop.run_in_executor(
-        app[SCAN_POOL], run_search, store, spec, selection, feed, app[METRICS], app[PROGRESS_S]
+        app[SCAN_POOL],
+        slots.run,
+        run_search,
+        store,
+        spec,
+        selection,
+        feed,
+        app[METRICS],
+        app[PROGRESS_S],
     )
     try:
-        return await pump(request, feed)
+        return await pump(request, feed, app[SEND_TIMEOUT_S])
     finally:
         feed.cancel()
         app[FEEDS].discard(feed)

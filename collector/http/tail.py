@@ -14,8 +14,16 @@ import threading
 
 from aiohttp import web
 
-from collector.http.keys import CLOSING, HEARTBEAT_S, IO_POOL, METRICS, STORE, TAIL_HUB
-from collector.http.stream import CLIENT_CHECK_S, client_gone, start_ndjson
+from collector.http.keys import (
+    CLOSING,
+    HEARTBEAT_S,
+    IO_POOL,
+    METRICS,
+    SEND_TIMEOUT_S,
+    STORE,
+    TAIL_HUB,
+)
+from collector.http.stream import CLIENT_CHECK_S, client_gone, send, start_ndjson
 from collector.query.search import error_line
 from collector.query.selection import select
 from collector.query.tail import (
@@ -37,7 +45,8 @@ async def tail(request: web.Request) -> web.StreamResponse:
     app = request.app
     store = app[STORE]
     req = TailRequest.from_params(request.query.items())
-    filters = select(store, req)
+    # off the loop: compiling the patterns takes up to tens of milliseconds
+    filters = await asyncio.get_running_loop().run_in_executor(app[IO_POOL], select, store, req)
     every_topic = not req.topics
     n = req.n
     resume = parse_cursor(req.cursor, filters.topics)
@@ -52,11 +61,16 @@ async def tail(request: web.Request) -> web.StreamResponse:
     resp: web.StreamResponse | None = None
     try:
         resp = await start_ndjson(request)
+
+        async def write(data: bytes) -> None:
+            assert resp is not None
+            await send(request, resp, data, app[SEND_TIMEOUT_S])
+
         if n and not resume:
-            await resp.write(
+            await write(
                 await loop.run_in_executor(pool, backfill, store, filters, positions, n, cancel)
             )
-        await resp.write(encode_row(Heartbeat(True, format_cursor(positions))))
+        await write(encode_row(Heartbeat(True, format_cursor(positions))))
         next_beat = loop.time() + heartbeat_s
         while not closing.is_set():
             waiter.event.clear()
@@ -71,7 +85,7 @@ async def tail(request: web.Request) -> web.StreamResponse:
                     raise
                 continue  # a topic went away under us: track_topics drops it next turn
             if chunk:
-                await resp.write(chunk)
+                await write(chunk)
             if more:
                 continue
             while not waiter.event.is_set() and not closing.is_set():
@@ -79,7 +93,7 @@ async def tail(request: web.Request) -> web.StreamResponse:
                     return resp
                 now = loop.time()
                 if now >= next_beat:
-                    await resp.write(encode_row(Heartbeat(True, format_cursor(positions))))
+                    await write(encode_row(Heartbeat(True, format_cursor(positions))))
                     next_beat = now + heartbeat_s
                 wait = min(CLIENT_CHECK_S, max(0.0, next_beat - now))
                 with contextlib.suppress(TimeoutError):
@@ -92,7 +106,7 @@ async def tail(request: web.Request) -> web.StreamResponse:
         if resp is None:
             raise
         with contextlib.suppress(ConnectionError):
-            await resp.write(error_line(exc))
+            await send(request, resp, error_line(exc), app[SEND_TIMEOUT_S])
         return resp
     finally:
         cancel.set()

@@ -100,7 +100,7 @@ def parse_cursor(text: str, topics: list[str]) -> dict[Position, int]:
         parts = item.split(":")
         if len(parts) == 2 and len(topics) == 1:
             parts = [topics[0], *parts]
-        if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+        if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts[1:]):
             raise InvalidArgument(
                 f"from={item!r}: expected topic:partition:offset (or partition:offset when "
                 "tailing one topic)"

@@ -18,7 +18,8 @@ The operations:
   on each batch's dictionaries, before it is decompressed);
 - subscribe to commits (``add_listener``: called with topic, partition and the new durable end
   after every commit, on the backend's own thread);
-- retention, health (``flush``) and close.
+- retention, health (``flush``: the backend answers; ``health``: what refuses writes) and
+  close.
 
 Protocols, not base classes: the embedded store satisfies them structurally, and mypy checks it
 where the server hands a ``Store`` to code typed against ``Storage``.
@@ -214,6 +215,12 @@ class Storage(Protocol):
 
     def flush(self) -> None:
         """Return once the backend takes writes (the health check)."""
+        ...
+
+    def health(self) -> list[str]:
+        """What keeps the backend from taking some writes (a partition offline after a failed
+        write), one line each; empty when healthy. May retry what failed, so that a health
+        check also brings a partition back once the cause is gone."""
         ...
 
     def backend_status(self) -> dict[str, object]:

@@ -7,7 +7,9 @@ the end of what has been acknowledged.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +21,7 @@ import msgspec
 from collector.filters.query import Predicate, Query
 from collector.storage import scan as scanning
 from collector.storage.dedupe import HighWaterMarks, Verdict, trim
+from collector.storage.files import OpenFiles
 from collector.storage.line_bytes import LineBytes
 from collector.storage.scan import ScanHit, ScanStats, Watch
 from collector.storage.segment import Segment
@@ -81,43 +84,45 @@ class Partition:
         clock_ms: Callable[[], int] = wall_clock_ms,
         *,
         topic: str = "",
+        files: OpenFiles | None = None,
     ) -> None:
         self.dir = directory
         self.topic = topic
         self.clock_ms = clock_ms
         self.number = number
         self.config = config
+        self.files = files if files is not None else OpenFiles()
         self._lock = threading.Lock()  # guards the segment list against retention and rolls
-        self.segments: list[Segment] = []
         self._line_bytes = LineBytes()
-        self.marks = HighWaterMarks()
-        self.durable_offset = 0
         self.failure: str | None = None  # set when a write failed: the partition is offline
+        self.retry_at = 0.0  # monotonic time after which ``reopen`` may be tried again
+        self.retries = 0  # failed reopen attempts since the failure (for the backoff)
+        self.wants_space = False  # the failure was a full disk: retry once it has room
         self._dirty = False
-        self._open()
+        self.segments, self.marks = self._load()
+        self.durable_offset = self.end_offset
 
     def __repr__(self) -> str:
         return f"<Partition {self.dir} [{self.start_offset}, {self.end_offset})>"
 
     # -- recovery -------------------------------------------------------------------------
 
-    def _open(self) -> None:
+    def _load(self) -> tuple[list[Segment], HighWaterMarks]:
+        """The segments and dedupe marks from the files, as after a crash: the newest segment
+        verified and cut after its last good batch."""
         self.dir.mkdir(parents=True, exist_ok=True)
         for tmp in self.dir.glob("*.tmp"):
             tmp.unlink()
         bases = sorted(int(p.stem) for p in self.dir.glob("*.seg") if p.stem.isdigit())
         if not bases:
-            self.segments = [Segment.create(self.dir, 0)]
-            return
-        for base in bases[:-1]:
-            self.segments.append(Segment.open_sealed(self.dir, base))
-        self.segments.append(Segment.recover_active(self.dir, bases[-1]))
-        self._check_continuity()
-        self._replay_marks()
-        self.durable_offset = self.end_offset
+            return [Segment.create(self.dir, 0, self.files)], HighWaterMarks()
+        segments = [Segment.open_sealed(self.dir, base, self.files) for base in bases[:-1]]
+        segments.append(Segment.recover_active(self.dir, bases[-1], self.files))
+        self._check_continuity(segments)
+        return segments, self._replay_marks(segments)
 
-    def _check_continuity(self) -> None:
-        for prev, seg in zip(self.segments, self.segments[1:], strict=False):
+    def _check_continuity(self, segments: list[Segment]) -> None:
+        for prev, seg in itertools.pairwise(segments):
             if prev.next_offset != seg.base:
                 log.error(
                     "%s: segment %s ends at offset %d but the next starts at %d",
@@ -127,18 +132,51 @@ class Partition:
                     seg.base,
                 )
 
-    def _replay_marks(self) -> None:
+    @staticmethod
+    def _replay_marks(segments: list[Segment]) -> HighWaterMarks:
         """Rebuild dedupe marks: newest sealed snapshot, then the batches after it."""
+        marks = HighWaterMarks()
         start = 0
-        for i in range(len(self.segments) - 2, -1, -1):
-            snap = self.segments[i].load_snapshot()
+        for i in range(len(segments) - 2, -1, -1):
+            snap = segments[i].load_snapshot()
             if snap is not None:
-                self.marks = snap
+                marks = snap
                 start = i + 1
                 break
-        for seg in self.segments[start:]:
+        for seg in segments[start:]:
             for b in seg.iter_spans():
-                self.marks.advance(b.header.producer_id, b.spans)
+                marks.advance(b.header.producer_id, b.spans)
+        return marks
+
+    def reopen(self) -> None:
+        """Bring the partition back after a failed write (committer thread): cut what was
+        written but never acknowledged, then reload from the files as a restart would, and
+        take writes again. Raises ``OSError`` when that fails too (it stays offline).
+
+        A failed write leaves the in-memory state and the file apart (a batch written in part,
+        a roll half done, pages lost by a failed fsync): the files, cut back to what was
+        acknowledged, are the truth, as they are after a crash.
+        """
+        active = self.segments[-1]
+        for seg in self.segments:
+            seg.close()
+        self.files.forget(active.path)
+        if active.path.exists() and active.path.stat().st_size > active.durable_size:
+            os.truncate(active.path, active.durable_size)
+        segments, marks = self._load()
+        with self._lock:
+            self.segments, self.marks = segments, marks
+        self._dirty = False
+        if self.end_offset < self.durable_offset:  # never expected: say so, loudly
+            log.error(
+                "%s: reopened at offset %d, below the acknowledged end %d",
+                self.dir,
+                self.end_offset,
+                self.durable_offset,
+            )
+        self.durable_offset = self.end_offset
+        self.failure = None
+        self.retries = 0
 
     # -- offsets --------------------------------------------------------------------------
 
@@ -201,7 +239,7 @@ class Partition:
         if not len(active.index):
             return
         active.seal(self.marks)
-        fresh = Segment.create(self.dir, active.next_offset)
+        fresh = Segment.create(self.dir, active.next_offset, self.files)
         with self._lock:
             self.segments.append(fresh)
         self.durable_offset = max(self.durable_offset, active.next_offset)
@@ -215,6 +253,7 @@ class Partition:
 
     def publish(self) -> None:
         """Make appends visible without fsync (fsync policy "never")."""
+        self.segments[-1].publish()  # still dirty: ``close`` syncs it
         self.durable_offset = self.end_offset
 
     # -- retention ------------------------------------------------------------------------
@@ -365,7 +404,10 @@ class Partition:
         )
 
     def close(self) -> None:
-        """Sync and close every segment."""
-        self.sync()
+        """Sync (unless offline: what follows its acknowledged end is cut when it is reopened)
+        and close every segment, their descriptors included."""
+        if self.failure is None:
+            self.sync()
         for seg in self.segments:
             seg.close()
+            self.files.forget(seg.path)

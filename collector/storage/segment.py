@@ -4,11 +4,17 @@
 high-water marks as of the end of the segment (written when it rolls). Only the newest segment
 of a partition is written to; the others are sealed and never change until retention deletes
 them.
+
+A segment holds no file descriptor of its own: it borrows one from the store's ``OpenFiles``
+for each read, and one for writing from its first append of a committer turn until that turn's
+sync (``files``). Only a segment that retention deleted keeps one, so that whoever still reads
+it can finish: the file is gone from the directory, its descriptor is its only way in.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import time
@@ -17,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from collector.storage.dedupe import HighWaterMarks
+from collector.storage.files import Handle, OpenFiles
 from collector.storage.index import SegmentIndex
 from wharf import batch as wb
 from wharf.errors import CorruptBatch
@@ -26,6 +33,9 @@ log = logging.getLogger(__name__)
 
 # Recovery and rebuilds read a segment in chunks of this size (a few batches at a time).
 _READ_CHUNK = 8 << 20
+# Recovery keeps a copy of a torn tail only if this much room is left beside it afterwards: the
+# copy is forensics, and must not be what fills the disk up.
+_TORN_COPY_HEADROOM = 64 << 20
 
 
 def segment_name(base: int) -> str:
@@ -33,32 +43,53 @@ def segment_name(base: int) -> str:
     return f"{base:020d}"
 
 
+def _write_cache(path: Path, data: bytes) -> None:
+    """Write an index or snapshot file, a cache that can be rebuilt: when the disk is full it is
+    skipped (with a warning) rather than failing what needed it, and no partial file is left."""
+    try:
+        write_atomically(path, data)
+    except OSError as exc:
+        path.with_name(path.name + ".tmp").unlink(missing_ok=True)
+        log.warning("%s not written (%s): it is rebuilt when needed", path, exc.strerror or exc)
+
+
+def _close_fd(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
 class Segment:
     """A segment file with its in-memory index. Not thread-safe for writes (one writer)."""
 
     __slots__ = (
         "__weakref__",
-        "_close_reader",
-        "_rfile",
-        "_wfd",
+        "_files",
+        "_pinned",
+        "_synced",
+        "_writer",
         "base",
         "dir",
+        "durable_size",
         "index",
         "sealed",
         "size",
     )
 
-    def __init__(self, directory: Path, base: int, index: SegmentIndex, size: int) -> None:
+    def __init__(
+        self, directory: Path, base: int, index: SegmentIndex, size: int, files: OpenFiles
+    ) -> None:
         self.dir = directory
         self.base = base
         self.index = index
         self.size = size
+        # The end of what was acknowledged (synced, or written under fsync "never"): recovery
+        # after a failed write cuts the file back to it.
+        self.durable_size = size
+        self._synced = size  # the end of what was fdatasynced
         self.sealed = False
-        self._wfd = -1
-        # A file object, not a bare fd: a reader still holding this segment after retention
-        # unlinked it keeps a valid descriptor until the last reference goes.
-        self._rfile = open(self.path, "rb", buffering=0)  # noqa: SIM115
-        self._close_reader = weakref.finalize(self, self._rfile.close)
+        self._files = files
+        self._writer: Handle | None = None  # borrowed from the first append to the sync
+        self._pinned = -1  # a descriptor of our own, once retention deleted the file
 
     def __repr__(self) -> str:
         state = "sealed" if self.sealed else "active"
@@ -97,17 +128,15 @@ class Segment:
     # -- opening --------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, directory: Path, base: int) -> Segment:
+    def create(cls, directory: Path, base: int, files: OpenFiles) -> Segment:
         """A new, empty active segment."""
         path = directory / f"{segment_name(base)}.seg"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         os.close(fd)
-        seg = cls(directory, base, SegmentIndex(base), 0)
-        seg._open_for_write()
-        return seg
+        return cls(directory, base, SegmentIndex(base), 0, files)
 
     @classmethod
-    def open_sealed(cls, directory: Path, base: int) -> Segment:
+    def open_sealed(cls, directory: Path, base: int, files: OpenFiles) -> Segment:
         """Open a sealed segment, rebuilding its index if the file is missing or wrong."""
         path = directory / f"{segment_name(base)}.seg"
         size = path.stat().st_size
@@ -115,32 +144,29 @@ class Segment:
         idx_path = path.with_suffix(".idx")
         with contextlib.suppress(FileNotFoundError):
             index = SegmentIndex.decode(base, idx_path.read_bytes(), size)
-        seg = cls(directory, base, index or SegmentIndex(base), size)
+        seg = cls(directory, base, index or SegmentIndex(base), size, files)
         seg.sealed = True
         if index is None:
             log.warning("rebuilding index of %s", path)
             seg._rebuild_index(verify=False)
-            write_atomically(idx_path, seg.index.encode(seg.size))
+            _write_cache(idx_path, seg.index.encode(seg.size))
         return seg
 
     @classmethod
-    def recover_active(cls, directory: Path, base: int) -> Segment:
+    def recover_active(cls, directory: Path, base: int, files: OpenFiles) -> Segment:
         """Open the newest segment after a restart: verify every batch, cut a torn tail."""
         seg = cls(
             directory,
             base,
             SegmentIndex(base),
             directory.joinpath(f"{segment_name(base)}.seg").stat().st_size,
+            files,
         )
         good = seg._rebuild_index(verify=True)
         if good < seg.size:
             seg._cut_tail(good)
         seg.index_path.unlink(missing_ok=True)  # the active index lives in memory
-        seg._open_for_write()
         return seg
-
-    def _open_for_write(self) -> None:
-        self._wfd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
 
     def _rebuild_index(self, *, verify: bool) -> int:
         """Index every readable batch from the start; return the end of the last good one."""
@@ -173,7 +199,8 @@ class Segment:
         """(position, header) of each batch until the first unreadable one."""
         pos = 0
         while pos < self.size:
-            head = os.pread(self._rfile.fileno(), wb.HEADER_SIZE, pos)
+            with self._reading() as fd:
+                head = os.pread(fd, wb.HEADER_SIZE, pos)
             try:
                 header = wb.read_header(head)
                 if pos + header.size > self.size:
@@ -187,24 +214,40 @@ class Segment:
             pos += header.size
 
     def _cut_tail(self, good: int) -> None:
-        """Truncate at ``good``; keep the cut bytes beside the segment for forensics."""
+        """Truncate at ``good``; keep the cut bytes beside the segment for forensics when the
+        disk has room for them.
+
+        The cut bytes were never acknowledged (an acknowledged batch is whole and checks), so
+        the copy is a courtesy: on a disk short of space it is not made, and a copy that fails
+        half-way is removed. Otherwise a full disk would stop the collector from starting, and
+        every attempt would leave one more partial copy eating the space freed since.
+        """
         lost = self.size - good
         keep = self.path.with_name(f"{self.path.name}.torn-{time.time_ns()}")
-        keep.write_bytes(self.pread(good, lost))
-        log.warning(
-            "%s: truncating %d bytes after position %d (saved to %s)", self.path, lost, good, keep
-        )
+        saved = f"saved to {keep}"
+        try:
+            disk = os.statvfs(self.dir)
+            if disk.f_bavail * disk.f_frsize < lost + _TORN_COPY_HEADROOM:
+                raise OSError(errno.ENOSPC, "not enough free space to keep a copy")
+            keep.write_bytes(self.pread(good, lost))
+        except OSError as exc:
+            keep.unlink(missing_ok=True)
+            saved = f"not saved: {exc.strerror or exc}"
+        log.warning("%s: truncating %d bytes after position %d (%s)", self.path, lost, good, saved)
         os.truncate(self.path, good)
-        self.size = good
+        self._files.forget(self.path)
+        self.size = self.durable_size = self._synced = good
 
     # -- writing --------------------------------------------------------------------------
 
     def append(self, data: bytes, header: wb.Header) -> int:
         """Write one batch (offset already filled in); return its position."""
         pos = self.size
+        if self._writer is None:
+            self._writer = self._files.borrow(self.path, write=True)
         view = memoryview(data)
         while view:
-            view = view[os.write(self._wfd, view) :]
+            view = view[os.write(self._writer.fd, view) :]
         self.size += len(data)
         self.index.add(
             header.base_offset,
@@ -217,35 +260,67 @@ class Segment:
         return pos
 
     def sync(self) -> None:
-        """fdatasync the segment file."""
-        if self._wfd >= 0:
-            os.fdatasync(self._wfd)
+        """fdatasync what was appended since the last sync, and give back the descriptor."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            if self._synced == self.size:
+                return
+            writer = self._files.borrow(self.path, write=True)  # published, not synced yet
+        try:
+            os.fdatasync(writer.fd)
+        finally:
+            self._files.give_back(writer)
+        self.durable_size = self._synced = self.size
+
+    def publish(self) -> None:
+        """What was appended counts as acknowledged without a sync (fsync "never")."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            self._files.give_back(writer)
+        self.durable_size = self.size
 
     def seal(self, marks: HighWaterMarks) -> None:
-        """Make the segment read-only: sync, write its index and dedupe snapshot."""
+        """Make the segment read-only: sync, write its index and dedupe snapshot (both caches:
+        rebuilt on open when they could not be written)."""
         self.sync()
-        write_atomically(self.index_path, self.index.encode(self.size))
-        write_atomically(self.snapshot_path, marks.encode())
-        if self._wfd >= 0:
-            os.close(self._wfd)
-            self._wfd = -1
+        _write_cache(self.index_path, self.index.encode(self.size))
+        _write_cache(self.snapshot_path, marks.encode())
         self.sealed = True
 
     # -- reading --------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[int]:
+        """A descriptor to read the segment with, for the block."""
+        if self._pinned >= 0:
+            yield self._pinned
+            return
+        try:
+            handle = self._files.borrow(self.path)
+        except FileNotFoundError:
+            if self._pinned < 0:  # not deleted while we looked: really gone
+                raise
+            yield self._pinned
+            return
+        try:
+            yield handle.fd
+        finally:
+            self._files.give_back(handle)
+
     def pread(self, pos: int, size: int) -> bytes:
         """Read exactly ``size`` bytes at ``pos`` (short reads retried)."""
-        data = os.pread(self._rfile.fileno(), size, pos)
-        if len(data) == size:
-            return data
-        parts = [data]
-        got = len(data)
-        while got < size:
-            more = os.pread(self._rfile.fileno(), size - got, pos + got)
-            if not more:
-                raise CorruptBatch(f"short read: {got} of {size} bytes", f"{self.path}@{pos}")
-            parts.append(more)
-            got += len(more)
+        with self._reading() as fd:
+            data = os.pread(fd, size, pos)
+            if len(data) == size:
+                return data
+            parts = [data]
+            got = len(data)
+            while got < size:
+                more = os.pread(fd, size - got, pos + got)
+                if not more:
+                    raise CorruptBatch(f"short read: {got} of {size} bytes", f"{self.path}@{pos}")
+                parts.append(more)
+                got += len(more)
         return b"".join(parts)
 
     def batch_at(self, entry: int) -> wb.Batch:
@@ -276,16 +351,19 @@ class Segment:
             return None
 
     def close(self) -> None:
-        """Close file descriptors."""
-        if self._wfd >= 0:
-            os.close(self._wfd)
-            self._wfd = -1
-        self._close_reader()
+        """Give back the write descriptor (unsynced appends stay unsynced: ``sync`` first)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            self._files.give_back(writer)
 
     def delete(self) -> None:
-        """Remove the segment's files. Readers that still hold it finish their reads."""
-        if self._wfd >= 0:
-            os.close(self._wfd)
-            self._wfd = -1
+        """Remove the segment's files. Readers that still hold it finish their reads: it keeps a
+        descriptor of its own until the last of them lets it go."""
+        self.close()
+        with contextlib.suppress(FileNotFoundError):
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            self._pinned = fd
+            weakref.finalize(self, _close_fd, fd)
         for path in (self.path, self.index_path, self.snapshot_path):
             path.unlink(missing_ok=True)
+        self._files.forget(self.path)

@@ -11,7 +11,9 @@ batch is on disk. Reads run in any thread.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import queue
 import shutil
 import threading
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Final
 
 from collector.filters.query import Predicate, Query
+from collector.storage.files import DEFAULT_CAPACITY, OpenFiles
 from collector.storage.partition import AppendResult, Partition, wall_clock_ms
 from collector.storage.scan import ScanStats, Watch, count_partitions
 from collector.storage.topic_config import TopicConfig, load_topic_config, save_topic_config
@@ -44,6 +47,16 @@ log = logging.getLogger(__name__)
 # One committer turn writes at most this much before it syncs and acks: bounds the latency a
 # burst can add to the first batch of the turn.
 _MAX_TURN_BYTES: Final = 64 << 20
+# A partition taken offline by a failed write is reopened (``Partition.reopen``) at the first
+# append or health check after this long, doubling after each failed attempt up to the
+# maximum: space freed on a full disk is noticed within seconds, while a disk that stays full
+# (or broken) costs one reload of the partition per half minute, not one per resend.
+_RETRY_FIRST_S: Final = 1.0
+_RETRY_MAX_S: Final = 30.0
+# After a write failed for want of space, it is not retried before the disk has this much free:
+# retrying would only fail again (and a health check would say "ok" in between).
+_SPACE_TO_RETRY: Final = 1 << 20
+_NO_SPACE: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class Fsync(Enum):
@@ -58,13 +71,18 @@ class _Topic:
     __slots__ = ("config", "dir", "name", "partitions")
 
     def __init__(
-        self, directory: Path, name: str, config: TopicConfig, clock_ms: Callable[[], int]
+        self,
+        directory: Path,
+        name: str,
+        config: TopicConfig,
+        clock_ms: Callable[[], int],
+        files: OpenFiles,
     ) -> None:
         self.dir = directory
         self.name = name
         self.config = config
         self.partitions = [
-            Partition(directory / str(i), i, config, clock_ms, topic=name)
+            Partition(directory / str(i), i, config, clock_ms, topic=name, files=files)
             for i in range(config.partitions)
         ]
 
@@ -93,7 +111,12 @@ class Store:
         fsync_interval_ms: int = 5,
         default_config: TopicConfig | None = None,
         clock_ms: Callable[[], int] = wall_clock_ms,
+        max_topics: int | None = None,
+        max_open_files: int = DEFAULT_CAPACITY,
     ) -> None:
+        """``max_topics``: creating a topic past it is refused (``None``: no limit; topics
+        already there always open). ``max_open_files``: segment files open at once, shared by
+        all partitions (``collector.storage.files``)."""
         self.data_dir = Path(data_dir)
         self.fsync = Fsync(fsync)
         if fsync_interval_ms < 0:
@@ -101,6 +124,11 @@ class Store:
         self.fsync_interval = fsync_interval_ms / 1000
         self.default_config = default_config or TopicConfig()
         self.clock_ms = clock_ms
+        self.max_topics = max_topics
+        self.files = OpenFiles(max_open_files)
+        # A committer turn ends once it touched this many partitions: each holds a write
+        # descriptor until the turn's sync, and those must stay within the pool.
+        self._max_turn_partitions = max(1, max_open_files // 2)
         self._topics: dict[str, _Topic] = {}
         self._topics_lock = threading.Lock()
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
@@ -112,7 +140,7 @@ class Store:
             if tdir.is_dir() and (tdir / "topic.toml").exists():
                 name = validate_topic(tdir.name)
                 self._topics[name] = _Topic(
-                    tdir, name, load_topic_config(tdir / "topic.toml"), clock_ms
+                    tdir, name, load_topic_config(tdir / "topic.toml"), clock_ms, self.files
                 )
         self._committer = threading.Thread(target=self._run, name="wharf-committer", daemon=True)
         self._committer.start()
@@ -126,16 +154,33 @@ class Store:
     # -- topics ---------------------------------------------------------------------------
 
     def create_topic(self, name: str, config: TopicConfig | None = None) -> TopicInfo:
-        """Create a topic; ``TopicExists`` if it is there already."""
+        """Create a topic; ``TopicExists`` if it is there already, ``StoreError`` (retriable)
+        past ``max_topics`` or when its files cannot be made (a full disk): then nothing of it
+        is left behind."""
         validate_topic(name)
         config = config or self.default_config
         with self._topics_lock:
             if name in self._topics:
                 raise TopicExists(f"topic {name!r} exists already")
+            if self.max_topics is not None and len(self._topics) >= self.max_topics:
+                raise StoreError(
+                    f"cannot create topic {name!r}: the collector holds {len(self._topics)} "
+                    f"topics, its limit (limits.max_topics = {self.max_topics}); delete a "
+                    "topic or raise the limit"
+                )
             tdir = self.data_dir / "topics" / name
-            tdir.mkdir(parents=True, exist_ok=True)
-            save_topic_config(config, tdir / "topic.toml")
-            self._topics[name] = _Topic(tdir, name, config, self.clock_ms)
+            made = not tdir.exists()  # else left by a crash mid-create: reuse what it holds
+            try:
+                tdir.mkdir(parents=True, exist_ok=True)
+                save_topic_config(config, tdir / "topic.toml")
+                self._topics[name] = _Topic(tdir, name, config, self.clock_ms, self.files)
+            except OSError as exc:
+                if made:
+                    shutil.rmtree(tdir, ignore_errors=True)
+                else:
+                    (tdir / "topic.toml").unlink(missing_ok=True)
+                    (tdir / "topic.toml.tmp").unlink(missing_ok=True)
+                raise StoreError(f"cannot create topic {name!r}: {exc.strerror or exc}") from exc
         return self.describe(name)
 
     def ensure_topic(self, name: str) -> TopicConfig:
@@ -271,9 +316,14 @@ class Store:
                 return
             turn: list[_Work] = [item]
             size = 0 if isinstance(item, _Task) else len(item[1])
+            touched = set() if isinstance(item, _Task) else {id(item[0])}
             deadline = last_sync + self.fsync_interval if self.fsync is Fsync.INTERVAL else 0.0
             stop = False
-            while size < _MAX_TURN_BYTES and not isinstance(item, _Task):
+            while (
+                size < _MAX_TURN_BYTES
+                and len(touched) < self._max_turn_partitions
+                and not isinstance(item, _Task)
+            ):
                 try:
                     timeout = deadline - time.monotonic()
                     nxt = (
@@ -290,6 +340,7 @@ class Store:
                 if isinstance(nxt, _Task):
                     break  # a task sees everything before it durable: end the turn here
                 size += len(nxt[1])
+                touched.add(id(nxt[0]))
             self._commit(turn)
             last_sync = time.monotonic()
             if stop:
@@ -307,12 +358,12 @@ class Store:
         for work in turn:
             assert not isinstance(work, _Task)
             part, data, fut = work
-            if part.failure is not None:
+            if part.failure is not None and not self._retry(part):
                 # An earlier append failed on this partition: storing a later batch now could
                 # put a file's bytes out of order (and a resend of the failed one would then
                 # look like a duplicate). Like Kafka taking a log dir offline, the partition
-                # refuses writes until the store is reopened.
-                results.append((fut, StoreError(f"{part} is offline: {part.failure}")))
+                # refuses writes until it is reopened (``_retry``: it tries now and then).
+                results.append((fut, StoreError(f"{self._name(part)} is offline: {part.failure}")))
                 continue
             try:
                 results.append((fut, part.append(data)))
@@ -320,9 +371,9 @@ class Store:
             except WharfError as exc:
                 results.append((fut, exc))
             except OSError as exc:  # an I/O error: fail this append, keep serving others
-                log.exception("append to %s failed", part)
-                part.failure = f"append failed: {exc}"
-                results.append((fut, StoreError(f"{part}: {exc}")))
+                log.error("append to %s failed: %s", self._name(part), exc)
+                self._offline(part, f"append failed: {exc.strerror or exc}", exc)
+                results.append((fut, StoreError(f"{self._name(part)}: {exc.strerror or exc}")))
         try:
             for part in touched.values():
                 if self.fsync is Fsync.NEVER:
@@ -333,10 +384,10 @@ class Store:
             # After a failed fsync the page cache may have dropped the dirty pages: nothing
             # written since the last good sync can be trusted ("fsyncgate"). Fail every append
             # of the turn and take the partitions offline.
-            log.exception("fsync failed")
+            log.error("fsync failed: %s", exc)
             for part in touched.values():
-                part.failure = f"fsync failed: {exc}"
-            results = [(f, StoreError(f"fsync failed: {exc}")) for f, _ in results]
+                self._offline(part, f"fsync failed: {exc.strerror or exc}", exc)
+            results = [(f, StoreError(f"fsync failed: {exc.strerror or exc}")) for f, _ in results]
         for fut, res in results:
             if isinstance(res, BaseException):
                 fut.set_exception(res)
@@ -357,7 +408,73 @@ class Store:
     def _sync_all(self) -> None:
         for topic in list(self._topics.values()):
             for p in topic.partitions:
-                p.sync()
+                if p.failure is not None:
+                    continue  # what it holds past its acknowledged end is cut when reopened
+                try:
+                    p.sync()
+                except OSError as exc:
+                    log.error("sync of %s failed: %s", self._name(p), exc)
+                    self._offline(p, f"fsync failed: {exc.strerror or exc}", exc)
+
+    # -- offline partitions ---------------------------------------------------------------
+
+    @staticmethod
+    def _name(part: Partition) -> str:
+        return f"partition {part.topic}/{part.number}"
+
+    @staticmethod
+    def _offline(part: Partition, why: str, exc: OSError) -> None:
+        if part.failure is None:
+            part.retries = 0
+        part.failure = why
+        part.wants_space = exc.errno in _NO_SPACE
+        part.retry_at = time.monotonic() + _RETRY_FIRST_S
+
+    def _retry(self, part: Partition) -> bool:
+        """Reopen an offline partition if its backoff allows and, after running out of space,
+        once the disk has room again (committer thread); whether it is back online."""
+        if time.monotonic() < part.retry_at:
+            return False
+        if part.wants_space:
+            try:
+                disk = os.statvfs(part.dir)
+            except OSError:
+                return False
+            if disk.f_bavail * disk.f_frsize < _SPACE_TO_RETRY:
+                return False
+        try:
+            part.reopen()
+        except OSError as exc:
+            part.wants_space = part.wants_space or exc.errno in _NO_SPACE
+            part.retries += 1
+            delay = min(_RETRY_MAX_S, _RETRY_FIRST_S * 2**part.retries)
+            part.retry_at = time.monotonic() + delay
+            log.warning(
+                "%s is still offline (%s); next try in %.0f s",
+                self._name(part),
+                exc.strerror or exc,
+                delay,
+            )
+            return False
+        log.warning("%s is back online", self._name(part))
+        return True
+
+    def health(self) -> list[str]:
+        """What keeps the store from taking every write: one line per offline partition (empty
+        when healthy). Offline partitions whose backoff has passed are retried first, so a
+        health check also brings them back once the disk has room again."""
+
+        def check() -> list[str]:
+            problems = []
+            for topic in list(self._topics.values()):
+                for p in topic.partitions:
+                    if p.failure is not None and not self._retry(p):
+                        problems.append(f"{self._name(p)} is offline: {p.failure}")
+            return problems
+
+        problems = self.run_in_committer(check)
+        assert isinstance(problems, list)
+        return problems
 
     # -- maintenance ----------------------------------------------------------------------
 
@@ -389,6 +506,7 @@ class Store:
         for topic in self._topics.values():
             for p in topic.partitions:
                 p.close()
+        self.files.close()
 
     def read(
         self, topic: str, partition: int, offset: int, max_bytes: int = 1 << 20

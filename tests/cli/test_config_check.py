@@ -194,6 +194,8 @@ def test_kind_overrides_detection(tmp_path: Path) -> None:
     assert done.stdout.splitlines() == [
         f"{path}:1: data_dir: unknown key: 'data_dir' is a collector key, and this file is "
         "read as a shipper config",
+        f"{path}:1: inputs: no [[inputs]] table: the shipper would follow no file (add one "
+        "with paths and topic)",
         f"{path}:2: listen: unknown key: 'listen' is a collector key, and this file is read "
         "as a shipper config",
         f"{path}:4: storage: unknown key: 'storage' is a collector key, and this file is read "

@@ -15,11 +15,10 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from collector.config import AuthSettings, CollectorConfig, LimitSettings
-from collector.http import SessionsProvider, make_app
+from collector.http import SessionsProvider, make_app, serve
 from collector.ingest import IngestServer
 from collector.metrics import Metrics
 from collector.storage import Store
@@ -124,7 +123,7 @@ class LiveServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(30)
+        asyncio.run_coroutine_threadsafe(self._listening.close(), self.loop).result(30)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(30)
         self.loop.close()
@@ -161,11 +160,10 @@ class LiveServer:
             sessions=self.sessions,
         )
         app.middlewares.extend(self.middlewares)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]  # the port it bound (port 0: the kernel's pick)
+        self._listening = await serve(
+            app, self.config.api, "127.0.0.1", self.port, shutdown_timeout=5.0
+        )
+        self.port = self._listening.port  # the port it bound (port 0: the kernel's pick)
 
     def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
         value = self.metrics.registry.get_sample_value(name, labels or {})

@@ -175,3 +175,49 @@ def test_outbox_spills_everything_unacked_in_order(tmp_path: Path) -> None:
         assert not box.spooling and sp.count == 0 and box.mem == 0
 
     asyncio.run(main())
+
+
+def test_a_long_line_cut_by_the_timer_is_counted_and_its_rest_is_never_a_line() -> None:
+    """A partial line over max_line_bytes that a timer cuts: its head is one truncated event,
+    and the rest of it, up to its newline, is dropped, as it is for any over-long line, never
+    shipped as a line of its own; whatever the chunking, and again on a re-read after a crash
+    (from before the cut: the forced boundary; from the cut: the skip point)."""
+    head, rest = b"n=1\n" + b"y" * 50, b"z" * 30 + b"\r\nn=2\n"
+    for step in (1, 3, 7, 100):
+        t = Tail(0, max_line_bytes=10)
+        events = _feed_all(t, head, step) + t.flush_due(10**10, 10**9)
+        boundary = t.emitted_end
+        events += _feed_all(t, rest, step)
+        assert [(e.offset, e.text) for e in events] == [(0, "n=1"), (4, "y" * 10), (86, "n=2")]
+        assert boundary == len(head) and t.emitted_end == len(head + rest)
+        assert (t.lines, t.truncated_lines) == (3, 1)
+        assert t.take_counts() == (3, 1, 0) and t.take_counts() == (0, 0, 0)
+        again = Tail(0, max_line_bytes=10, forced=[boundary])
+        assert _feed_all(again, head + rest, step) == events
+        resumed = Tail(boundary, max_line_bytes=10, skip=True)
+        assert _feed_all(resumed, rest, step) == events[-1:]
+        assert resumed.skip_points == [boundary]
+
+
+def test_a_long_utf16_line_cut_by_the_timer_drops_its_rest_up_to_its_newline() -> None:
+    text = ("b\n" + "y" * 40).encode("utf-16le")
+    rest = ("z" * 9 + "\nc\n").encode("utf-16le")
+    for step in (1, 3, 5, 200):
+        t = Tail(0, max_line_bytes=10, encoding="utf-16le")
+        events = _feed_all(t, text, step) + t.flush_due(10**10, 10**9)
+        events += _feed_all(t, rest, step)
+        assert [e.text for e in events] == ["b", "y" * 5, "c"], step
+        assert events[-1].end == len(text + rest) and t.truncated_lines == 1
+
+
+def test_spans_stay_contiguous_when_a_cut_waits_before_it_is_sent() -> None:
+    """A cut held back (its file in no saved checkpoint yet, checkpoint writes failing) and a
+    later cut of the same file: the later span starts where the held one ends."""
+    b = Batcher(batch_bytes=1000, linger_s=1.0)
+    a = FileTrack("a", 0)
+    b.add("t", a, Record(ts=1, line="x", file_id="a", offset=0), 10, 10, 0.0)
+    first = b.cut("t")
+    b.add("t", a, Record(ts=1, line="x", file_id="a", offset=10), 20, 10, 0.0)
+    second = b.cut("t")
+    assert first is not None and second is not None
+    assert [(s.start, s.end) for s in first.spans + second.spans] == [(0, 10), (10, 20)]

@@ -372,6 +372,11 @@ class JetStreamStore:
         """Consumer groups, in this cluster's groups bucket."""
         return KvGroups(self.client, self.groups_kv)
 
+    def health(self) -> list[str]:
+        """Nothing partition by partition: every append waits out an election or fails on its
+        own, and ``flush`` says whether the cluster answers at all."""
+        return []
+
     def backend_status(self) -> dict[str, object]:
         """Servers, and per opened partition its stream's leader, replicas and index lag."""
         self._check_open()

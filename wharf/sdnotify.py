@@ -5,8 +5,9 @@ newline-separated ``KEY=VALUE`` assignments to it: ``READY=1`` once it serves, `
 at least every ``$WATCHDOG_USEC`` microseconds when ``WatchdogSec=`` is set, ``STATUS=...`` for
 ``systemctl status``, ``RELOADING=1`` and ``STOPPING=1`` around reloads and shutdown.
 
-Outside systemd (no ``$NOTIFY_SOCKET``) every call is a cheap no-op, so the daemon calls these
-unconditionally.
+Outside systemd (no ``$NOTIFY_SOCKET``) every call is a cheap no-op, so the daemons (the shipper
+and the collector, both ``Type=notify`` units) call these unconditionally. It lives in the core,
+not in either daemon's package, because both use it and neither may import the other.
 
 Usage::
 
@@ -40,7 +41,7 @@ def _address(value: str) -> str | bytes | None:
 
     ``@name`` is a Linux abstract socket: the address is the name with a leading NUL byte.
     An absolute path is a filesystem socket. systemd >= 254 also allows ``vsock:CID:PORT``
-    (for VMs); a shipper never runs under that, so it is treated as unsupported.
+    (for VMs); neither daemon runs under that, so it is treated as unsupported.
     """
     if value.startswith("@"):
         return b"\0" + value[1:].encode()
@@ -55,7 +56,7 @@ def notify(*lines: str, env: Mapping[str, str] | None = None) -> bool:
     Returns True if the datagram was sent, False if there is no notify socket (not running
     under systemd, or the variable is malformed) or the send failed. Never blocks (safe to call
     on the event loop) and never raises for I/O errors: a failed status update must not take
-    the shipper down; a missed ``WATCHDOG=1`` is systemd's to act on.
+    the daemon down; a missed ``WATCHDOG=1`` is systemd's to act on.
 
     Raises ``ValueError`` for a programming error: no lines, a line without ``=``, a line with
     a newline inside, or a message over ``MAX_MESSAGE_BYTES``.

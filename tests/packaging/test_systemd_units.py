@@ -1,10 +1,12 @@
-"""The systemd unit: `systemd-analyze verify` accepts it, `security` scores it, it says what DESIGN says.
+"""The systemd units: `systemd-analyze verify` accepts them, `security` scores them, they say what
+DESIGN and the Debian package say.
 
 `verify` checks that every Exec*= binary exists, and `/usr/bin/wharf` only exists once the
-package is installed. The test verifies a copy whose ExecStart= names the `wharf` script of the
+package is installed. These tests verify a copy whose ExecStart= names the `wharf` script of the
 environment running the tests, in a file of the same name (verify derives the unit name from it);
 every other byte is the shipped unit's. `verify --root=` would avoid the rewrite but then needs a
 whole systemd unit tree inside that root (sysinit.target and friends), which is a bigger fiction.
+tests/packaging/test_deb.py verifies the installed units as they are, after `dpkg -i`.
 
 `verify` reports most mistakes (unknown keys, unparsable values) as warnings with exit status 0,
 so a clean result is exit status 0 *and* nothing on stderr. The negative cases below break a copy
@@ -17,18 +19,24 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-UNIT = ROOT / "packaging" / "systemd" / "wharf-shipper.service"
+UNITS = ROOT / "packaging" / "systemd"
+NAMES = ["shipper", "collector"]
 SHIPPED_EXEC = "ExecStart=/usr/bin/wharf "
 
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 pytestmark = pytest.mark.skipif(
     SYSTEMD_ANALYZE is None, reason="needs systemd-analyze (Debian package: systemd)"
 )
+
+
+def _unit(name: str) -> Path:
+    return UNITS / f"wharf-{name}.service"
 
 
 def _wharf_script() -> Path:
@@ -38,10 +46,11 @@ def _wharf_script() -> Path:
     return script
 
 
-def _installable_copy(tmp_path: Path, text: str | None = None) -> Path:
-    text = UNIT.read_text() if text is None else text
+def _installable_copy(tmp_path: Path, name: str, text: str | None = None) -> Path:
+    unit = _unit(name)
+    text = unit.read_text() if text is None else text
     assert text.count(SHIPPED_EXEC) == 1, "ExecStart= must start the installed /usr/bin/wharf"
-    copy = tmp_path / UNIT.name
+    copy = tmp_path / unit.name
     copy.write_text(text.replace(SHIPPED_EXEC, f"ExecStart={_wharf_script()} "))
     return copy
 
@@ -61,6 +70,7 @@ def _analyze(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _verify(unit: Path) -> subprocess.CompletedProcess[str]:
+    # --man=no: the man page Documentation= names is installed by the package, not here.
     return _analyze("verify", "--man=no", str(unit))
 
 
@@ -75,11 +85,13 @@ def _directives(text: str) -> dict[str, list[str]]:
     return found
 
 
-def test_verify_is_clean(tmp_path: Path) -> None:
-    result = _verify(_installable_copy(tmp_path))
+@pytest.mark.parametrize("name", NAMES)
+def test_verify_is_clean(tmp_path: Path, name: str) -> None:
+    result = _verify(_installable_copy(tmp_path, name))
     assert (result.returncode, result.stderr, result.stdout) == (0, "", "")
 
 
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize(
     ("old", "new", "complaint"),
     [
@@ -90,56 +102,91 @@ def test_verify_is_clean(tmp_path: Path) -> None:
         ("[Service]", "[Servce]", "Unknown section"),
     ],
 )
-def test_verify_catches_a_broken_unit(tmp_path: Path, old: str, new: str, complaint: str) -> None:
-    text = UNIT.read_text()
+def test_verify_catches_a_broken_unit(
+    tmp_path: Path, name: str, old: str, new: str, complaint: str
+) -> None:
+    text = _unit(name).read_text()
     assert old in text
-    result = _verify(_installable_copy(tmp_path, text.replace(old, new, 1)))
+    result = _verify(_installable_copy(tmp_path, name, text.replace(old, new, 1)))
     assert result.returncode != 0 or result.stderr
     assert complaint in result.stderr
 
 
-def test_security_exposure_stays_low(tmp_path: Path) -> None:
-    # Exposure is 0 (locked down) to 10 (no hardening); --threshold is in tenths. The unit scores
-    # 1.4 today; 2.0 leaves room for systemd versions that weigh things differently while still
-    # failing if a block of hardening goes missing.
+@pytest.mark.parametrize("name", NAMES)
+def test_security_exposure_stays_low(tmp_path: Path, name: str) -> None:
+    # Exposure is 0 (locked down) to 10 (no hardening); --threshold is in tenths. The shipper
+    # scores 1.4 today, the collector 1.3; 2.0 leaves room for systemd versions that weigh things
+    # differently while still failing if a block of hardening goes missing.
     result = _analyze(
         "security",
         "--offline=yes",
         "--threshold=20",
         "--no-pager",
-        str(_installable_copy(tmp_path)),
+        str(_installable_copy(tmp_path, name)),
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_the_unit_says_what_design_says() -> None:
-    d = _directives(UNIT.read_text())
-    expected = {
-        "Type": ["notify"],
-        "NotifyAccess": ["main"],
-        "WatchdogSec": ["30"],
+# What both daemons share: how systemd knows they are up and alive, how they reload, and the
+# sandbox.
+COMMON = {
+    "Documentation": ["man:wharf(1)"],
+    "Type": ["notify"],
+    "NotifyAccess": ["main"],
+    "WatchdogSec": ["30"],
+    "ExecReload": ["/bin/kill -HUP $MAINPID"],
+    "Restart": ["on-failure"],
+    "ProtectSystem": ["strict"],
+    "PrivateTmp": ["yes"],
+    "NoNewPrivileges": ["yes"],
+    "DynamicUser": ["yes"],
+    "CapabilityBoundingSet": [""],
+    "RestrictAddressFamilies": ["AF_INET AF_INET6 AF_UNIX"],
+    "MemoryDenyWriteExecute": ["yes"],
+    "Environment": ["PYTHONDONTWRITEBYTECODE=1"],
+}
+OWN = {
+    "shipper": {
         "ExecStart": ["/usr/bin/wharf shipper run --config /etc/wharf/shipper.toml"],
-        "ExecReload": ["/bin/kill -HUP $MAINPID"],
-        "Restart": ["on-failure"],
-        "ProtectSystem": ["strict"],
-        "ProtectHome": ["read-only"],
-        "PrivateTmp": ["yes"],
-        "NoNewPrivileges": ["yes"],
+        "ProtectHome": ["read-only"],  # logs in home directories may be shipped
         "StateDirectory": ["wharf/shipper"],
-        "SupplementaryGroups": ["adm"],
-        "DynamicUser": ["yes"],
-        "CapabilityBoundingSet": [""],
-        "RestrictAddressFamilies": ["AF_INET AF_INET6 AF_UNIX"],
-    }
+        "SupplementaryGroups": ["adm wharf"],
+        "MemoryMax": ["256M"],  # the shipper bounds its memory; the collector's grows with searches
+    },
+    "collector": {
+        "ExecStart": ["/usr/bin/wharf collector run --config /etc/wharf/collector.toml"],
+        "ProtectHome": ["yes"],
+        "StateDirectory": ["wharf/collector"],
+        "SupplementaryGroups": ["wharf"],
+    },
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_unit_says_what_design_says(name: str) -> None:
+    d = _directives(_unit(name).read_text())
+    expected = {**COMMON, **OWN[name]}
     assert {key: d.get(key) for key in expected} == expected
     assert d["SystemCallFilter"][0] == "@system-service"
-    for key in ("MemoryMax", "LimitNOFILE", "TimeoutStopSec"):
+    for key in ("LimitNOFILE", "TimeoutStopSec", "TasksMax"):
         assert key in d
 
 
-def test_every_directive_has_a_reason() -> None:
+@pytest.mark.parametrize(
+    ("name", "key"), [("shipper", "state_dir"), ("collector", "data_dir")]
+)  # fmt: skip
+def test_the_installed_config_writes_where_the_unit_lets_it(name: str, key: str) -> None:
+    """ProtectSystem=strict leaves only StateDirectory= writable: the config the package installs
+    must keep its state exactly there."""
+    state = _directives(_unit(name).read_text())["StateDirectory"][0]
+    installed = tomllib.loads((ROOT / "packaging" / "config" / f"{name}.toml").read_text())
+    assert installed[key] == f"/var/lib/{state}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_directive_has_a_reason(name: str) -> None:
     """Each directive, or the block it belongs to, is preceded by a comment saying why."""
-    lines = UNIT.read_text().splitlines()
+    lines = _unit(name).read_text().splitlines()
     uncommented = []
     for i, line in enumerate(lines):
         if not line or line.startswith(("#", "[")):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from shipper.sdnotify import MAX_MESSAGE_BYTES, monotonic_usec, notify, watchdog_interval_s
+from wharf.sdnotify import MAX_MESSAGE_BYTES, monotonic_usec, notify, watchdog_interval_s
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def test_a_child_process_notifies_like_the_daemon_would(
 ) -> None:
     sock, path = listener
     root = Path(__file__).resolve().parents[2]
-    code = "from shipper.sdnotify import notify; raise SystemExit(0 if notify('READY=1') else 1)"
+    code = "from wharf.sdnotify import notify; raise SystemExit(0 if notify('READY=1') else 1)"
     env = {**os.environ, "NOTIFY_SOCKET": path}
     subprocess.run([sys.executable, "-c", code], cwd=root, env=env, check=True, timeout=60)
     assert sock.recv(MAX_MESSAGE_BYTES) == b"READY=1"
