@@ -28,7 +28,7 @@ from collector.storage.segment import Segment
 from collector.storage.topic_config import TopicConfig
 from wharf import batch as wb
 from wharf.api import PartitionInfo
-from wharf.errors import CorruptBatch, InvalidArgument, OffsetOutOfRange
+from wharf.errors import InvalidArgument, OffsetOutOfRange
 
 log = logging.getLogger(__name__)
 
@@ -369,16 +369,7 @@ class Partition:
 
     def offset_for_time(self, ts: int) -> int:
         """First offset whose record ts is >= ``ts``; the end offset if there is none."""
-        for ref in self.refs(min_ts=ts):
-            try:
-                stamps = ref.load().timestamps()
-            except CorruptBatch as exc:
-                log.error("offset_for_time: %s", exc)
-                continue
-            for i, t in enumerate(stamps):
-                if t >= ts:
-                    return ref.base_offset + i
-        return self.durable_offset
+        return scanning.offset_for_time(self, ts, self.durable_offset)
 
     def line_bytes(self) -> int:
         """Raw bytes of the stored lines, newlines included, exact (reads each batch header

@@ -70,6 +70,21 @@ _POOL = ThreadPoolExecutor(
 )
 
 
+def offset_for_time(part: Plannable, ts: int, end: int) -> int:
+    """The first offset of ``part`` whose record is stamped at or after ``ts`` (``end``, the
+    partition's end, when none is): the batches that may hold it, read in offset order."""
+    for ref in part.refs(min_ts=ts):
+        try:
+            stamps = ref.load().timestamps()
+        except CorruptBatch as exc:
+            log.error("offset_for_time: %s", exc)
+            continue
+        for i, t in enumerate(stamps):
+            if t >= ts:
+                return ref.base_offset + i
+    return end
+
+
 class ScanHit(NamedTuple):
     """One matching record and where it is stored."""
 

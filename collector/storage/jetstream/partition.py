@@ -613,16 +613,7 @@ class JsPartition:
         )
 
     def offset_for_time(self, ts: int) -> int:
-        for ref in self.refs(min_ts=ts):
-            try:
-                stamps = ref.load().timestamps()
-            except CorruptBatch as exc:
-                log.error("offset_for_time: %s", exc)
-                continue
-            for i, t in enumerate(stamps):
-                if t >= ts:
-                    return ref.base_offset + i
-        return self.durable_offset
+        return scanning.offset_for_time(self, ts, self.durable_offset)
 
     def line_bytes(self) -> int:
         return self.index.view().line_bytes()
