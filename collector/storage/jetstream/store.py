@@ -20,9 +20,10 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import msgspec
 from nats.js.api import KeyValueConfig, StorageType
@@ -57,7 +58,13 @@ log = logging.getLogger(__name__)
 # Room left in a message for its headers (the Wharf-Meta header and NATS's own).
 HEADER_ROOM: Final = 64 << 10
 # How long a synchronous call waits for the cluster (opening a partition reads its headers).
+T = TypeVar("T")
+
 CALL_TIMEOUT_S: Final = 30.0
+# Start-up waits this long for the cluster (an election after a server died takes up to ~10 s),
+# asking again every ATTEMPT_S.
+START_DEADLINE_S: Final = 60.0
+ATTEMPT_S: Final = 5.0
 OPEN_TIMEOUT_S: Final = 330.0
 
 CommitListener = Callable[[str, int, int], None]
@@ -94,20 +101,42 @@ class JetStreamStore:
             server_max = int(self.client.nc.max_payload)
             cap = server_max if max_batch_bytes is None else min(server_max, max_batch_bytes)
             self.max_msg_bytes = cap
-            self.client.run(self._setup(), CALL_TIMEOUT_S)
+            self.client.run(self._setup(), START_DEADLINE_S + 5)
         except BaseException:
             self.client.close()
             raise
 
     async def _setup(self) -> None:
-        js = self.client.js
-        self.topics_kv = await self._bucket(topics_bucket(self.name), history=1)
-        self.marks_kv = await self._bucket(marks_bucket(self.name), history=1)
-        self.groups_kv = await self._bucket(groups_bucket(self.name), history=1)
-        del js
-        self._ready = asyncio.Event()
-        self._watcher = asyncio.get_running_loop().create_task(self._watch_topics())
-        await asyncio.wait_for(self._ready.wait(), CALL_TIMEOUT_S)
+        """Find or create the buckets and read the topics, each step tried again with a short
+        timeout until ``START_DEADLINE_S``: a collector starting while a bucket's stream elects
+        a leader (seconds after a server died) waits it out. nats-py does not fail a request
+        when its server dies, so one long wait would hang on a dead one."""
+        deadline = time.monotonic() + START_DEADLINE_S
+        self.topics_kv = await _retrying(
+            lambda: self._bucket(topics_bucket(self.name), history=1), deadline, "topics bucket"
+        )
+        self.marks_kv = await _retrying(
+            lambda: self._bucket(marks_bucket(self.name), history=1), deadline, "marks bucket"
+        )
+        self.groups_kv = await _retrying(
+            lambda: self._bucket(groups_bucket(self.name), history=1), deadline, "groups bucket"
+        )
+        while True:
+            self._ready = asyncio.Event()
+            self._watcher = asyncio.get_running_loop().create_task(self._watch_topics())
+            try:
+                async with asyncio.timeout(max(0.1, min(ATTEMPT_S, deadline - time.monotonic()))):
+                    await self._ready.wait()
+                return
+            except TimeoutError:
+                self._watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._watcher
+                if time.monotonic() >= deadline:
+                    raise StoreError(
+                        f"the NATS cluster did not list the topics within {START_DEADLINE_S:g} s"
+                    ) from None
+                log.warning("reading the topics bucket: no answer yet; asking again")
 
     async def _bucket(self, bucket: str, history: int) -> KeyValue:
         js = self.client.js
@@ -445,3 +474,19 @@ class JetStreamStore:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+async def _retrying(make: Callable[[], Awaitable[T]], deadline: float, what: str) -> T:
+    """``await make()``, each attempt bounded by ``ATTEMPT_S``, again until ``deadline``."""
+    while True:
+        try:
+            async with asyncio.timeout(max(0.1, min(ATTEMPT_S, deadline - time.monotonic()))):
+                return await make()
+        except Exception as exc:  # nats-py raises many kinds while a stream has no leader
+            if time.monotonic() >= deadline:
+                raise StoreError(
+                    f"the NATS cluster did not answer for the {what} within "
+                    f"{START_DEADLINE_S:g} s: {exc or type(exc).__name__}"
+                ) from exc
+            log.warning("%s: %s; trying again", what, exc or type(exc).__name__)
+            await asyncio.sleep(0.5)
