@@ -4,15 +4,11 @@ or a shell's ``ulimit`` would start it: a tiny Python prelude sets them, then ex
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from tests.harness import CollectorProcess, wait_for
-from tests.harness.children import track
-from tests.harness.cli import ROOT, WHARF, clean_env
-from tests.harness.collector import START_TIMEOUT_S
+from tests.harness import CollectorProcess
 
 _PRELUDE = (
     "import ast, os, resource, sys\n"
@@ -30,28 +26,6 @@ class LimitedCollector(CollectorProcess):
         super().__init__(data, **kw)
         self.rlimits = rlimits
 
-    def start(self, timeout: float = START_TIMEOUT_S) -> CollectorProcess:
-        """``CollectorProcess.start`` with the prelude in front (ephemeral ports only)."""
-        assert self.proc is None, "already running"
-        track(self)
-        mark = self.log.stat().st_size if self.log.exists() else 0
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-c", _PRELUDE, repr(self.rlimits),
-                 WHARF, "collector", "run", "--data-dir", str(self.data),
-                 "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0",
-                 "--log-level", "info", *self.args],
-                cwd=ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=clean_env(),
-            )  # fmt: skip
-        try:
-            self._ports = wait_for(
-                lambda: self._reported_ports(mark), timeout, "the ready line", step=0.02
-            )
-            wait_for(self._healthy, timeout, f"{self.url}/healthz")
-        except AssertionError as exc:
-            self._kill()
-            raise AssertionError(f"collector did not start: {exc}{self.tail()}") from None
-        return self
+    def _launcher(self) -> list[str]:
+        """The prelude that sets the limits, then execs ``wharf`` (same pid)."""
+        return [sys.executable, "-c", _PRELUDE, repr(self.rlimits)]

@@ -103,7 +103,7 @@ class CollectorProcess:
         mark = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
-                [WHARF, "collector", "run", "--data-dir", str(self.data),
+                [*self._launcher(), WHARF, "collector", "run", "--data-dir", str(self.data),
                  "--listen", f"127.0.0.1:{listen}", "--http", f"127.0.0.1:{http}",
                  "--log-level", "info", *self.args],
                 cwd=ROOT,
@@ -123,6 +123,10 @@ class CollectorProcess:
             self._kill()
             raise AssertionError(f"collector did not start: {exc}{self.tail()}") from None
         return self
+
+    def _launcher(self) -> list[str]:
+        """What runs in front of ``wharf`` in the child's command line (nothing here)."""
+        return []
 
     def _reported_ports(self, mark: int) -> tuple[int, int] | None:
         with self.log.open("rb") as f:
