@@ -7,6 +7,7 @@ import json
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cli._common import (
@@ -28,7 +29,7 @@ def status(
     ] = "",
     http: HttpUrl = None,
 ) -> None:
-    """Collector health, topics (records, size, compression), the ingest rate over the last minute and the connected shippers.
+    """Collector health, topics (records, size, compression), the ingest rate over the last minute, the connected shippers and the network inputs.
 
     Exit status: 0 healthy, 1 reachable but unhealthy (the store does not take writes), 2 when the collector cannot be reached.
 
@@ -96,7 +97,32 @@ def _show(info: dict[str, Any], url: str) -> None:
             human_span(t.get("min_ts"), t.get("max_ts")),
         )
     out.print(table)
+    _show_inputs(info.get("inputs") or [])
     _show_cluster(info.get("storage") or {})
+
+
+def _show_inputs(inputs: list[dict[str, Any]]) -> None:
+    """The network inputs ([[inputs]] of collector.toml) with what each received and stored."""
+    if not inputs:
+        return
+    out = console()
+    out.print(f"[bold]inputs[/bold]    {len(inputs)} listening")
+    table = Table(
+        "input", "listen", "topic", "received", "stored", "malformed", "dropped", "refused",
+        "connections",
+    )  # fmt: skip
+    for i in inputs:
+        table.add_row(
+            escape(str(i.get("name"))),
+            escape(
+                f"{i.get('protocol')} {str(i.get('listen')).rpartition(':')[0]}:{i.get('port')}"
+            ),
+            escape(str(i.get("topic"))),
+            *(f"{int(i.get(k) or 0):,}" for k in ("received", "stored", "malformed", "dropped")),
+            f"{int(i.get('refused') or 0):,}",
+            str(i.get("connections", "-")),
+        )
+    out.print(table)
 
 
 def _show_cluster(storage: dict[str, Any]) -> None:

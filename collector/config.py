@@ -12,14 +12,15 @@ import re
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 import msgspec
 
 from collector.storage.topic_config import TopicConfig
-from wharf.errors import InvalidArgument
+from wharf.errors import InvalidArgument, WharfError
 from wharf.fsutil import read_config_text
 from wharf.protocol import MAX_FRAME
+from wharf.topics import validate_topic
 
 DEFAULT_LISTEN = "127.0.0.1:7070"
 DEFAULT_HTTP = "127.0.0.1:7080"
@@ -117,6 +118,75 @@ class ClusterSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_batch_bytes: int = 8 << 20  # cap on a stored batch (the servers' max_payload caps too)
 
 
+InputType = Literal["syslog", "forward", "otlp", "loki"]
+
+# Per input type: the default listen address (loopback, like the other listeners; the
+# protocol's well-known port), the protocols it speaks (the first is the default) and the
+# largest message it takes (syslog: one message; forward: one decoded frame; otlp/loki: one
+# request body, decompressed).
+INPUT_DEFAULTS: Final[dict[str, tuple[str, tuple[str, ...], int]]] = {
+    "syslog": ("127.0.0.1:514", ("udp", "tcp", "tls"), 64 << 10),
+    "forward": ("127.0.0.1:24224", ("tcp", "tls"), 16 << 20),
+    "otlp": ("127.0.0.1:4318", ("http", "https"), 16 << 20),
+    "loki": ("127.0.0.1:3100", ("http", "https"), 16 << 20),
+}
+
+
+class InputSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One ``[[inputs]]`` entry: a listener for what hosts already send (``collector.inputs``).
+    Empty values take the type's defaults (``INPUT_DEFAULTS``); read them through the
+    properties."""
+
+    type: InputType
+    listen: str = ""  # host:port; UDP and TCP inputs may share a port number
+    protocol: str = ""  # syslog: udp | tcp | tls; forward: tcp | tls; otlp, loki: http | https
+    topic: str = ""  # default: the type's name
+    name: str = ""  # in metrics, logs and status; default "type-protocol-port"
+    max_message_bytes: int = 0  # 0: the type's default
+    max_connections: int = 256  # TCP/TLS/HTTP connections open at once; past it: refused
+    shared_key: str = ""  # forward: the shared key of the HELO/PING/PONG handshake
+    self_hostname: str = ""  # forward: our name in HELO/PONG (default: this host's name)
+    # Records gather this long (or until a batch is full) before they are appended; an input
+    # whose senders wait for an ack (forward chunks, HTTP) appends at once instead.
+    linger_ms: int = 200
+    # Records received but not yet durable, by their bytes: past it TCP/TLS inputs stop reading,
+    # HTTP inputs answer 503 with Retry-After, UDP datagrams are dropped (and counted).
+    max_pending_bytes: int = 64 << 20
+
+    @property
+    def listen_address(self) -> str:
+        """``listen`` or the type's default."""
+        return self.listen or INPUT_DEFAULTS[self.type][0]
+
+    @property
+    def transport(self) -> str:
+        """``protocol`` or the type's default."""
+        return self.protocol or INPUT_DEFAULTS[self.type][1][0]
+
+    @property
+    def topic_name(self) -> str:
+        """``topic`` or the type's name."""
+        return self.topic or self.type
+
+    @property
+    def message_limit(self) -> int:
+        """``max_message_bytes`` or the type's default."""
+        return self.max_message_bytes or INPUT_DEFAULTS[self.type][2]
+
+    @property
+    def label(self) -> str:
+        """``name``, or ``type-protocol-port``."""
+        if self.name:
+            return self.name
+        port = self.listen_address.rpartition(":")[2]
+        return f"{self.type}-{self.transport}-{port}"
+
+    @property
+    def tls(self) -> bool:
+        """Whether the listener wraps its connections in TLS."""
+        return self.transport in ("tls", "https")
+
+
 class CollectorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The whole ``collector.toml``."""
 
@@ -132,6 +202,7 @@ class CollectorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tls: TlsSettings = TlsSettings()
     limits: LimitSettings = LimitSettings()
     cluster: ClusterSettings | None = None
+    inputs: list[InputSettings] = []
 
     def check(self) -> None:
         """Refuse a configuration that would expose an unauthenticated listener (raises
@@ -184,6 +255,7 @@ class CollectorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         yield from _limit_checks(self.limits)
         if self.cluster is not None:
             yield from _cluster_checks(self.cluster)
+        yield from _input_checks(self)
 
 
 def _limit_checks(limits: LimitSettings) -> Iterator[tuple[str, str, str]]:
@@ -223,6 +295,73 @@ def _cluster_checks(c: ClusterSettings) -> Iterator[tuple[str, str, str]]:
     if not 64 << 10 <= c.max_batch_bytes <= 64 << 20:
         message = f"must be 64 KiB..64 MiB, got {c.max_batch_bytes}"
         yield "cluster.max_batch_bytes", message, f"cluster.max_batch_bytes {message}"
+
+
+def _input_checks(config: CollectorConfig) -> Iterator[tuple[str, str, str]]:
+    labels: set[str] = set()
+    taken: set[tuple[str, int, bool]] = set()  # (host, port, udp)
+    for i, inp in enumerate(config.inputs):
+        key = f"inputs[{i}]"
+        problems: list[tuple[str, str]] = []
+        protocols = INPUT_DEFAULTS[inp.type][1]
+        if inp.transport not in protocols:
+            problems.append(
+                ("protocol", f"{inp.protocol!r} is not one of {', '.join(protocols)} ({inp.type})")
+            )
+        addr_problem = _host_port_problem(inp.listen_address)
+        if addr_problem is not None:
+            problems.append(("listen", addr_problem))
+        else:
+            host, port = split_host_port(inp.listen_address)
+            where = (host, port, inp.transport == "udp")
+            if port and where in taken:
+                problems.append(("listen", f"{inp.listen_address} is used by another input"))
+            taken.add(where)
+            authenticated = (
+                bool(inp.shared_key)
+                if inp.type == "forward"
+                else (inp.type in ("otlp", "loki") and bool(config.auth.write_tokens))
+            )
+            if not _is_loopback(host) and not authenticated and not config.allow_insecure_remote:
+                how = {
+                    "syslog": "syslog has no authentication",
+                    "forward": "no shared_key is set",
+                }.get(inp.type, "no write token is set")
+                problems.append(
+                    (
+                        "listen",
+                        f"{inp.listen_address!r} is not a loopback address and {how}: refusing "
+                        "to take unauthenticated input from off this host (set "
+                        "allow_insecure_remote = true)",
+                    )
+                )
+        if inp.topic:
+            try:
+                validate_topic(inp.topic)
+            except WharfError as exc:
+                problems.append(("topic", str(exc)))
+        if inp.label in labels:
+            problems.append(("name", f"{inp.label!r} names two inputs (set name = ...)"))
+        labels.add(inp.label)
+        for name, least in (
+            ("max_message_bytes", 0),
+            ("max_connections", 1),
+            ("linger_ms", 0),
+            ("max_pending_bytes", 1 << 20),
+        ):
+            value = getattr(inp, name)
+            if value < least:
+                problems.append((name, f"must be at least {least}, got {value}"))
+        if inp.message_limit > inp.max_pending_bytes:
+            problems.append(
+                ("max_pending_bytes", f"must hold one message of {inp.message_limit} bytes")
+            )
+        if inp.tls and not (config.tls.cert and config.tls.key):
+            problems.append(("protocol", f"{inp.transport} needs [tls] cert and key"))
+        if inp.type != "forward" and (inp.shared_key or inp.self_hostname):
+            problems.append(("shared_key", "only forward inputs take shared_key/self_hostname"))
+        for name, message in problems:
+            yield f"{key}.{name}", message, f"{key}.{name} ({inp.label}): {message}"
 
 
 def split_host_port(addr: str, what: str = "address") -> tuple[str, int]:

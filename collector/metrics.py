@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# What ``InputCounters`` counts, each a Prometheus counter ``wharf_input_<name>`` by input.
+INPUT_COUNTERS: Final = {
+    "received": "Records received (parsed from messages) by a network input.",
+    "stored": "Records a network input appended and saw durable.",
+    "bytes": "Bytes a network input received off the wire (before decompressing).",
+    "malformed": "Messages a network input could not decode (counted, logged, skipped).",
+    "dropped": "Records or messages a network input dropped: over-long, or UDP while the "
+    "store was behind.",
+    "refused": "Connections or requests a network input refused: over max_connections, "
+    "bad credentials, or 503 while the store was behind.",
+}
 
 
 class Metrics:
@@ -106,6 +120,21 @@ class Metrics:
             registry=r,
         )
 
+        self.inputs = {
+            name: Counter(f"wharf_input_{name}", text, ["input", "type"], registry=r)
+            for name, text in INPUT_COUNTERS.items()
+        }
+        self.input_connections = Gauge(
+            "wharf_input_open_connections",
+            "Open connections of a network input (TCP, TLS, HTTP).",
+            ["input", "type"],
+            registry=r,
+        )
+
+    def input_counters(self, label: str, kind: str) -> InputCounters:
+        """The counters of input ``label`` (of type ``kind``)."""
+        return InputCounters(self, label, kind)
+
     def observe_storage(self, status: dict[str, object]) -> None:
         """Set the cluster gauges from ``Storage.backend_status()`` (no-op when embedded)."""
         if status.get("backend") != "jetstream":
@@ -125,3 +154,33 @@ class Metrics:
             current = sum(1 for x in replicas if x.get("current")) + (1 if row.get("leader") else 0)
             self.cluster_replicas_current.labels(*labels).set(current)
             self.cluster_conflicts.labels(*labels).set(row.get("conflicts") or 0)
+
+
+class InputCounters:
+    """One network input's counts: exported on ``/metrics`` and kept for ``/v1/status``."""
+
+    def __init__(self, metrics: Metrics, label: str, kind: str) -> None:
+        self._children = {name: c.labels(label, kind) for name, c in metrics.inputs.items()}
+        self._open = metrics.input_connections.labels(label, kind)
+        self.counts = dict.fromkeys(INPUT_COUNTERS, 0)
+        self.connections = 0
+
+    def add(self, name: str, n: int = 1) -> None:
+        """Count ``n`` more of ``name`` (a key of ``INPUT_COUNTERS``)."""
+        if n:
+            self.counts[name] += n
+            self._children[name].inc(n)
+
+    def opened(self) -> None:
+        """A connection opened."""
+        self.connections += 1
+        self._open.inc()
+
+    def closed(self) -> None:
+        """A connection closed."""
+        self.connections -= 1
+        self._open.dec()
+
+    def snapshot(self) -> dict[str, int]:
+        """The counts and the open connections, for ``/v1/status``."""
+        return {**self.counts, "connections": self.connections}

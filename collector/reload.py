@@ -142,6 +142,7 @@ def _reload(collector: Collector, load: Callable[[], CollectorConfig]) -> Reload
     msgspec.structs.force_setattr(running, "auth", plan.config.auth)
     msgspec.structs.force_setattr(running, "tls", plan.config.tls)
     collector.ingest.set_write_tokens(running.auth.write_tokens)
+    collector.inputs.set_write_tokens(running.auth.write_tokens)
     for key in plan.restart_needed:
         log.warning("reload: %s changed; it takes effect at the next restart", key)
     log.info(

@@ -14,6 +14,7 @@ from typing import Final
 from collector.config import CollectorConfig, split_host_port
 from collector.http import Listening, ingest_sessions, make_app, serve
 from collector.ingest import IngestServer
+from collector.inputs import Inputs
 from collector.metrics import Metrics
 from collector.reload import reload_collector
 from collector.storage import Fsync, Store
@@ -126,6 +127,7 @@ class Collector:
             self.store = self.embedded
         self.ssl_context = server_ssl_context(config)
         self.ingest = IngestServer(self.store, config, self.metrics, ssl_context=self.ssl_context)
+        self.inputs = Inputs(config, self.store, self.metrics, self.ssl_context)
         self.ingest_port = 0
         self.http_port = 0
         self._api: Listening | None = None
@@ -150,6 +152,7 @@ class Collector:
             data_dir=Path(self.config.data_dir),
             groups_offsets=self.groups,
             sessions=ingest_sessions(self.ingest),
+            inputs=self.inputs.status,
         )
         hhost, hport = split_host_port(self.config.http, "http")
         self._api = await serve(
@@ -161,6 +164,7 @@ class Collector:
             on_refused=self.metrics.http_refused.inc,
         )
         self.http_port = self._api.port
+        await self.inputs.start()  # each logs "input NAME ready: ..." with the port it got
         self._retention = asyncio.get_running_loop().create_task(self._apply_retention())
         log.info(
             "collector ready: ingest %s:%d, http %s:%d, data %s",
@@ -185,6 +189,7 @@ class Collector:
         """Drain in-flight appends, close listeners, fsync and close the store."""
         if self._retention is not None:
             self._retention.cancel()
+        await self.inputs.close()  # what they received is appended before the store closes
         await self.ingest.close()
         if self._api is not None:
             await self._api.close()

@@ -6,6 +6,6 @@ routes.
 """
 
 from collector.http.app import SessionsProvider, ingest_sessions, make_app
-from collector.http.listener import Listening, serve
+from collector.listener import Listening, serve
 
 __all__ = ["Listening", "SessionsProvider", "ingest_sessions", "make_app", "serve"]

@@ -6,7 +6,11 @@
                                            "partitions", "records", "bytes", "line_bytes",
                                            "compression_ratio", "min_ts", "max_ts"}], "ingest":
                                            {"window_s", "records", "records_per_s", "topics"},
-                                           "shippers": [{"peer", "producer_id", ...}] | null}
+                                           "shippers": [{"peer", "producer_id", ...}] | null,
+                                           "inputs": [{"name", "type", "protocol", "listen",
+                                           "port", "topic", "received", "stored", "bytes",
+                                           "malformed", "dropped", "refused", "connections",
+                                           "pending_bytes"}]}
     GET    /v1/topics                     TopicList
     POST   /v1/topics                     CreateTopic -> 201 TopicInfo
     GET    /v1/topics/{t}                 TopicSizes (end_offset: next to write; line_bytes:
@@ -53,6 +57,7 @@ from collector.http.keys import (
     GROUPS,
     HEARTBEAT_S,
     INGEST_RATE,
+    INPUTS,
     IO_POOL,
     METRICS,
     PROGRESS_S,
@@ -112,13 +117,15 @@ def make_app(
     groups_offsets: GroupOffsets | None = None,
     heartbeat_s: float = DEFAULT_HEARTBEAT_S,
     sessions: SessionsProvider | None = None,
+    inputs: SessionsProvider | None = None,
     progress_s: float = search_engine.PROGRESS_S,
 ) -> web.Application:
     """The HTTP API around an open ``store``. Run it with ``web.AppRunner``; the store's
     lifetime stays the caller's. ``data_dir`` holds the consumer groups' files (default: the
     config's); ``groups_offsets`` keeps them elsewhere (the cluster's KV bucket). ``sessions`` lists the connected shippers for ``/v1/status`` (called on the event
     loop; ``ingest_sessions(ingest)`` makes one); without it the status says
-    ``"shippers": null``."""
+    ``"shippers": null``. ``inputs`` lists the network inputs with their counts the same way
+    (``Inputs.status``); without it the status says ``"inputs": []``."""
     app = web.Application(middlewares=[metrics_mw, errors_mw, auth_mw])
     directory = data_dir if data_dir is not None else Path(config.data_dir)
     app[STORE] = store
@@ -137,6 +144,7 @@ def make_app(
     app[PROGRESS_S] = progress_s
     app[INGEST_RATE] = IngestRate()
     app[SESSIONS] = sessions
+    app[INPUTS] = inputs
     app[STARTED_NS] = time.time_ns()
     app.on_startup.append(_startup)
     app.on_shutdown.append(_shutdown)

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from collector.http.keys import (
     DATA_DIR,
     INGEST_RATE,
+    INPUTS,
     METRICS,
     SESSIONS,
     STARTED_NS,
@@ -80,6 +81,8 @@ async def status(request: web.Request) -> web.Response:
         healthy,
     )
     body["shippers"] = shippers
+    inputs = app[INPUTS]
+    body["inputs"] = list(inputs()) if inputs is not None else []
     registry = app[METRICS].registry
     for key, metric in (
         ("searches_active", "wharf_http_searches_active"),

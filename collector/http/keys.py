@@ -39,6 +39,8 @@ HEARTBEAT_S: Final = web.AppKey("tail_heartbeat_s", float)
 PROGRESS_S: Final = web.AppKey("search_progress_s", float)
 INGEST_RATE: Final = web.AppKey("ingest_rate", IngestRate)
 SESSIONS: Final[web.AppKey[SessionsProvider | None]] = web.AppKey("sessions")
+# The network inputs with their counts (``collector.inputs.Inputs.status``), for /v1/status.
+INPUTS: Final[web.AppKey[SessionsProvider | None]] = web.AppKey("inputs")
 STARTED_NS: Final = web.AppKey("started_ns", int)
 # Where this collector keeps its own files (consumer groups), shown by ``/v1/status``.
 DATA_DIR: Final = web.AppKey("data_dir", Path)

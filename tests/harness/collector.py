@@ -28,6 +28,8 @@ from tests.harness.wait import wait_for
 
 # What ``collector.server`` logs once both listeners are open (the ports they really got).
 READY = re.compile(rb"collector ready: ingest \S+:(?P<ingest>\d+), http \S+:(?P<http>\d+)")
+# What it logs for each network input ([[inputs]]) before that line: its name and real port.
+INPUT_READY = re.compile(rb"input (?P<name>\S+) ready: \S+ \S+:(?P<port>\d+)")
 START_TIMEOUT_S = 30.0  # a collector starts in well under a second; this is for a loaded box
 STOP_TIMEOUT_S = 60.0  # SIGTERM drains in-flight appends and fsyncs
 
@@ -54,6 +56,7 @@ class CollectorProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self._reserved: list[ReservedPort] = []
         self._ports: tuple[int, int] | None = None
+        self.input_ports: dict[str, int] = {}  # the network inputs' ports, by name (start())
         if fixed_ports:
             self._reserved = [reserve_port(), reserve_port()]
             self._ports = (self._reserved[0].port, self._reserved[1].port)
@@ -131,8 +134,12 @@ class CollectorProcess:
     def _reported_ports(self, mark: int) -> tuple[int, int] | None:
         with self.log.open("rb") as f:
             f.seek(mark)
-            found = READY.search(f.read())
+            text = f.read()
+        found = READY.search(text)
         if found is not None:
+            self.input_ports = {
+                m["name"].decode(): int(m["port"]) for m in INPUT_READY.finditer(text)
+            }
             return int(found["ingest"]), int(found["http"])
         assert self.proc is not None
         if self.proc.poll() is not None:

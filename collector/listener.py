@@ -1,5 +1,5 @@
-"""The HTTP API's listening socket: aiohttp's protocol for each connection, at most
-``[api] max_connections`` of them at once.
+"""An aiohttp application's listening socket: aiohttp's protocol for each connection, at most
+``max_connections`` of them at once (the HTTP API's ``[api]``; an HTTP input's own limit).
 
 aiohttp has no connection limit, and without one a few thousand idle connections take every
 file descriptor, after which neither the API nor the ingest port can accept anything (seen:
@@ -31,12 +31,12 @@ log = logging.getLogger(__name__)
 _LOG_EVERY_S: Final = 10.0
 
 
-def _busy_answer(limit: int) -> bytes:
+def _busy_answer(limit: int, setting: str) -> bytes:
     body = msgspec.json.encode(
         error_body(
             Unavailable(
                 f"the collector has {limit} HTTP connections open, its limit "
-                "([api] max_connections): try again shortly"
+                f"({setting}): try again shortly"
             )
         )
     )
@@ -66,12 +66,17 @@ class _Gate:
     """The protocol factory: aiohttp's handler, or ``_Refused`` past the limit."""
 
     def __init__(
-        self, server: web.Server, limit: int, on_refused: Callable[[], None] | None
+        self,
+        server: web.Server,
+        limit: int,
+        setting: str,
+        on_refused: Callable[[], None] | None,
     ) -> None:
         self.server = server
         self.limit = limit
+        self.setting = setting
         self.on_refused = on_refused
-        self.answer = _busy_answer(limit)
+        self.answer = _busy_answer(limit, setting)
         self.refused_since_log = 0
         self.logged_at = 0.0
 
@@ -84,7 +89,8 @@ class _Gate:
         now = time.monotonic()
         if now - self.logged_at >= _LOG_EVERY_S:
             log.warning(
-                "HTTP connection limit (%d) reached: %d connections refused with 503",
+                "HTTP connection limit (%s = %d) reached: %d connections refused with 503",
+                self.setting,
                 self.limit,
                 self.refused_since_log,
             )
@@ -115,9 +121,10 @@ async def serve(
     ssl_context: ssl.SSLContext | None = None,
     shutdown_timeout: float = 60.0,
     on_refused: Callable[[], None] | None = None,
+    setting: str = "[api] max_connections",
 ) -> Listening:
     """Serve ``app`` on ``host:port`` (0: a free port, see ``Listening.port``) with the limits
-    of ``[api]``."""
+    of ``settings`` (``[api]``, or an input's, whose name ``setting`` gives in the 503)."""
     runner = web.AppRunner(
         app,
         handle_signals=False,
@@ -132,7 +139,7 @@ async def serve(
     assert server is not None
     try:
         sock = await asyncio.get_running_loop().create_server(
-            _Gate(server, settings.max_connections, on_refused),
+            _Gate(server, settings.max_connections, setting, on_refused),
             host,
             port,
             ssl=ssl_context,
