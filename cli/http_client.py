@@ -31,8 +31,12 @@ from wharf.api import (
     ConsumeRequest,
     ContextHit,
     CreateTopic,
+    Facets,
+    FacetsRequest,
     GroupInfo,
     GroupList,
+    Histogram,
+    HistogramRequest,
     Hit,
     OffsetAnswer,
     OffsetRequest,
@@ -150,6 +154,14 @@ class Client:
         """``GET /v1/tail``: ``Hit`` and ``Heartbeat`` rows, forever. ``stall_s``: give up
         (``Unreachable``) after that long without a line."""
         return self._rows("/v1/tail", req.to_params(), stall_s, _HIT)
+
+    def histogram(self, req: HistogramRequest) -> Histogram:
+        """``GET /v1/histogram``: exact records per time bucket, stacked by level."""
+        return self._get("/v1/histogram", Histogram, req.to_params())
+
+    def facets(self, req: FacetsRequest) -> Facets:
+        """``GET /v1/facets``: the top values of ``req.field`` over every matching record."""
+        return self._get("/v1/facets", Facets, req.to_params())
 
     # -- reading by offset ----------------------------------------------------------------
 

@@ -16,8 +16,8 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Callable
-from typing import Final
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 
 import msgspec
 from aiohttp import web
@@ -122,9 +122,13 @@ async def serve(
     shutdown_timeout: float = 60.0,
     on_refused: Callable[[], None] | None = None,
     setting: str = "[api] max_connections",
+    server_options: Mapping[str, Any] | None = None,
 ) -> Listening:
     """Serve ``app`` on ``host:port`` (0: a free port, see ``Listening.port``) with the limits
-    of ``settings`` (``[api]``, or an input's, whose name ``setting`` gives in the 503)."""
+    of ``settings`` (``[api]``, or an input's, whose name ``setting`` gives in the 503).
+    ``server_options`` are more keywords for aiohttp's connection handler (an HTTP input
+    passes its ``logger``, where aiohttp reports what it could not parse, and
+    ``auto_decompress=False`` to inflate bodies within its own bounds)."""
     runner = web.AppRunner(
         app,
         handle_signals=False,
@@ -133,6 +137,7 @@ async def serve(
         # aiohttp's timer runs from the connection's start and between requests, and closes a
         # connection whose request is still incomplete when it fires (slow headers).
         keepalive_timeout=settings.idle_timeout_s,
+        **(server_options or {}),
     )
     await runner.setup()
     server = runner.server

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -164,6 +165,7 @@ class InputCounters:
         self._open = metrics.input_connections.labels(label, kind)
         self.counts = dict.fromkeys(INPUT_COUNTERS, 0)
         self.connections = 0
+        self._count_open: Callable[[], int] | None = None
 
     def add(self, name: str, n: int = 1) -> None:
         """Count ``n`` more of ``name`` (a key of ``INPUT_COUNTERS``)."""
@@ -181,6 +183,14 @@ class InputCounters:
         self.connections -= 1
         self._open.dec()
 
+    def count_connections(self, count_open: Callable[[], int]) -> None:
+        """Read the open connections from ``count_open`` whenever they are shown (an HTTP
+        input's server keeps the list of its connections; stream inputs call ``opened()`` and
+        ``closed()`` instead)."""
+        self._count_open = count_open
+        self._open.set_function(count_open)
+
     def snapshot(self) -> dict[str, int]:
         """The counts and the open connections, for ``/v1/status``."""
-        return {**self.counts, "connections": self.connections}
+        open_now = self._count_open() if self._count_open is not None else self.connections
+        return {**self.counts, "connections": open_now}

@@ -19,6 +19,20 @@ RFC 3164 accepts what rsyslog, Beats and VRL accept: optional PRI, a ``Mmm dd hh
 or RFC 3339 (``T``) timestamp, then ``HOSTNAME TAG: MSG`` where the hostname may be missing
 (``Jun 13 16:33:35 haproxy[73411]: ...``) and the tag is optional (a word without a colon is
 message text). The year is inferred (see ``parsers.timestamps.parse_syslog3164``).
+
+``lenient=True`` reads what senders really put on the network, as rsyslog's receivers do
+(the syslog network input uses it; file lines keep the rules above):
+
+- an RFC 5424 line that breaks the strict grammar (a 9-digit fraction, an over-long field,
+  broken structured data) is read field by field instead of refused: the timestamp by
+  ``parse_rfc3339`` (``None`` when even that fails), each header field as its word, the
+  structured data when it parses, else it stays in the message;
+- in RFC 3164, the word after the hostname is the tag with or without a colon
+  (``<13>Jan  1 00:00:00 host myapp hello``: rsyslog's ``tag="myapp"`` without a colon);
+- a line with a valid ``<PRI>`` and nothing else recognizable is kept as a message with its
+  priority (RFC 3164 section 4.3.3: a relay keeps what follows the PRI as the message).
+
+Only a line without a valid ``<PRI>`` and without an RFC 3164 header remains an error.
 """
 
 from __future__ import annotations
@@ -76,6 +90,21 @@ _SD_NAME_RE: Final = re.compile(r"[!#-<>-\\^-~]+", re.ASCII)
 _PARAM_VALUE_RE: Final = re.compile(r'(?:[^"\\\]]|\\["\\\]])*', re.DOTALL)
 _UNESCAPE_RE: Final = re.compile(r'\\(["\\\]])')
 _SURROGATE_RE: Final = re.compile("[\ud800-\udfff]")
+# The common RFC 5424 form in one match: a header of valid fields and no structured data
+# ("-"), as rsyslog's RSYSLOG_SyslogProtocol23Format, journald and logger send it. Where it
+# matches (and the day exists), the result is ``_parse_5424``'s; anything else goes there.
+_FAST5424_RE: Final = re.compile(
+    r"<(0|[1-9][0-9]{0,2})>([1-9][0-9]{0,2}) "
+    r"(?:-|([0-9]{4})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"T([01][0-9]|2[0-3]):([0-5][0-9]):([0-5][0-9])(?:\.([0-9]{1,6}))?"
+    r"(?:Z|([+-])([01][0-9]|2[0-3]):([0-5][0-9]))) "
+    r"([!-~]{1,255}) ([!-~]{1,48}) ([!-~]{1,128}) ([!-~]{1,32}) -(?: (.*))?\Z",
+    re.DOTALL,
+)
+# Lenient RFC 5424 (``lenient=True``): the PRI and a version number, then words.
+_LENIENT5424_RE: Final = re.compile(r"<([0-9]{1,3})>([0-9]{1,3}) ", re.ASCII)
+# Lenient fallback of any line: a valid-looking PRI and the rest.
+_PRI_ONLY_RE: Final = re.compile(r"<([0-9]{1,3})>(.*)", re.ASCII | re.DOTALL)
 
 
 class _Invalid(Exception):
@@ -255,6 +284,95 @@ def _parse_5424(line: str, compliant: bool) -> Parsed:
     return Parsed(fields=fields, ts=ts, level=_LEVEL_BY_SEVERITY[pri & 7])
 
 
+def _parse_5424_fast(line: str) -> Parsed | None:
+    """``_FAST5424_RE``'s reading of ``line``, or ``None`` for the general path."""
+    m = _FAST5424_RE.match(line)
+    if m is None:
+        return None
+    pri_s, version, y, mo, d, h, mi, sec, frac, sign, oh, om, host, app, proc, msgid, msg = (
+        m.groups()
+    )
+    pri = int(pri_s)
+    if pri > _MAX_PRI:
+        return None
+    ts = None
+    if y is not None:
+        off = 0 if sign is None else (int(oh) * 3600 + int(om) * 60) * (-1 if sign == "-" else 1)
+        ts = _to_ns(int(y), int(mo), int(d), int(h), int(mi), int(sec), _frac_ns(frac), off)
+        if ts is None:
+            return None  # no such day: the general path says so
+    fields: dict[str, Any] = {
+        "priority": pri,
+        "facility": pri >> 3,
+        "severity": pri & 7,
+        "version": int(version),
+    }
+    if host != "-":
+        fields["hostname"] = host
+    if app != "-":
+        fields["appname"] = app
+    if proc != "-":
+        fields["procid"] = proc
+    if msgid != "-":
+        fields["msgid"] = msgid
+    if msg:
+        fields["message"] = msg
+    return Parsed(fields=fields, ts=ts, level=_LEVEL_BY_SEVERITY[pri & 7])
+
+
+def _pri_fields(pri: int) -> dict[str, Any]:
+    return {"priority": pri, "facility": pri >> 3, "severity": pri & 7}
+
+
+def _parse_5424_lenient(line: str, tz: tzinfo) -> Parsed | None:
+    """``<PRI>VERSION`` and then the header's words as they come (see ``lenient``), or
+    ``None`` when the line does not even start like RFC 5424."""
+    m = _LENIENT5424_RE.match(line)
+    if m is None or int(m.group(1)) > _MAX_PRI:
+        return None
+    pri = int(m.group(1))
+    words = line[m.end() :].split(" ", 5)
+    words += [""] * (6 - len(words))
+    stamp, hostname, appname, procid, msgid, rest = words
+    fields = _pri_fields(pri)
+    fields["version"] = int(m.group(2))
+    for key, value in (
+        ("hostname", hostname),
+        ("appname", appname),
+        ("procid", procid),
+        ("msgid", msgid),
+    ):
+        if value and value != "-":
+            fields[key] = value
+    message = rest
+    if rest == "-" or rest.startswith("- "):
+        message = rest[2:]
+    elif rest.startswith("["):
+        try:
+            sd, pos = _parse_sd(rest, 0)
+        except _Invalid:
+            pass  # broken structured data stays in the message
+        else:
+            fields["structured_data"] = sd
+            message = rest[pos + 1 :] if rest.startswith(" ", pos) else rest[pos:]
+    if message:
+        fields["message"] = message
+    ts = parse_rfc3339(stamp, default_tz=tz) if stamp and stamp != "-" else None
+    return Parsed(fields=fields, ts=ts, level=_LEVEL_BY_SEVERITY[pri & 7])
+
+
+def _parse_pri_only(line: str) -> Parsed | None:
+    """A valid ``<PRI>`` and the rest as the message (RFC 3164 section 4.3.3), or ``None``."""
+    m = _PRI_ONLY_RE.match(line)
+    if m is None or int(m.group(1)) > _MAX_PRI:
+        return None
+    pri = int(m.group(1))
+    fields = _pri_fields(pri)
+    if m.group(2):
+        fields["message"] = m.group(2)
+    return Parsed(fields=fields, level=_LEVEL_BY_SEVERITY[pri & 7])
+
+
 # --- RFC 3164 ------------------------------------------------------------------------------
 
 # PRI, then a BSD timestamp (day padded with a space or a zero, or not padded) or an RFC 3339
@@ -279,6 +397,8 @@ _FAST3164_RE: Final = re.compile(
     r"(.*)",
     re.DOTALL,
 )
+# ``lenient``: the word after the hostname is the tag even without a colon (rsyslog's reading).
+_BARE_TAG_RE: Final = re.compile(r"([^\x00-\x20:\[\x7f]{1,48})(?:\[([^\]\x00-\x20]+)\])?(?: |\Z)")
 # After "<PRI>": a 4-digit year and '-' is an RFC 3164 line with an RFC 3339 timestamp.
 _YEAR_RE: Final = re.compile(r"[0-9]{4}-", re.ASCII)
 
@@ -289,7 +409,8 @@ class SyslogParser:
     Options: ``tz`` (zone name or tzinfo, default UTC) for timestamps without a zone;
     ``now_ns`` (a clock, default ``time.time_ns``) to infer RFC 3164 years; ``mode`` one of
     ``"auto"`` (by the text after PRI: a version number means 5424), ``"rfc5424"`` or
-    ``"rfc3164"``; ``compliant_msg`` as go-syslog's ``WithCompliantMsg``.
+    ``"rfc3164"``; ``compliant_msg`` as go-syslog's ``WithCompliantMsg``; ``lenient`` to read
+    what senders put on the network (see the module docstring).
     """
 
     name = "syslog"
@@ -301,6 +422,7 @@ class SyslogParser:
         now_ns: Callable[[], int] = time.time_ns,
         mode: str = "auto",
         compliant_msg: bool = False,
+        lenient: bool = False,
     ) -> None:
         if mode not in _MODES:
             raise ValueError(f"syslog mode must be one of {', '.join(_MODES)}, got {mode!r}")
@@ -308,6 +430,7 @@ class SyslogParser:
         self._now_ns = now_ns
         self._mode = mode
         self._compliant = bool(compliant_msg)
+        self._lenient = bool(lenient)
         # BSD timestamp text -> ns, valid while "now" stays in the same hour (the year
         # inference depends on now). Lines in a file share their timestamps a lot.
         self._ts_cache: dict[str, int | None] = {}
@@ -316,21 +439,28 @@ class SyslogParser:
     def parse(self, line: str) -> Parsed:
         """Parse one syslog line; an invalid line gets no fields and an error with a column."""
         mode = self._mode
+        rfc5424 = mode == "rfc5424"
         try:
-            if mode == "rfc5424":
-                return _parse_5424(line, self._compliant)
-            if mode == "rfc3164":
-                return self._parse_3164(line)
-            if line.startswith("<"):
+            if mode == "auto" and line.startswith("<"):
                 gt = line.find(">", 1, 6)
-                if (
+                rfc5424 = (
                     gt > 0
                     and "0" <= line[gt + 1 : gt + 2] <= "9"
                     and not _YEAR_RE.match(line, gt + 1)
-                ):
-                    return _parse_5424(line, self._compliant)
+                )
+            if rfc5424:
+                if not self._compliant:
+                    fast = _parse_5424_fast(line)
+                    if fast is not None:
+                        return fast
+                return _parse_5424(line, self._compliant)
             return self._parse_3164(line)
         except _Invalid as exc:
+            if self._lenient:
+                got = _parse_5424_lenient(line, self._tz) if rfc5424 else None
+                got = got or _parse_pri_only(line)
+                if got is not None:
+                    return got
             return Parsed(error=f"syslog: {exc.what} at column {exc.col}")
 
     def _parse_3164(self, line: str) -> Parsed:
@@ -395,6 +525,8 @@ class SyslogParser:
         pos = end + 1
         if pos < len(line):
             t = _TAG_RE.match(line, pos)
+            if t is None and self._lenient:
+                t = _BARE_TAG_RE.match(line, pos)
             if t is not None:
                 self._set_tag(fields, t)
                 pos = t.end()

@@ -29,6 +29,14 @@ from wharf.topics import TopicConfig, validate_topic
 MAX_CONTEXT: Final = 1000
 # ``n`` of a tail (records shown before following) is capped: a tail is for watching, not export.
 MAX_BACKFILL: Final = 10_000
+# Buckets of a histogram: a chart is a few hundred pixels wide, and the answer stays small.
+DEFAULT_BUCKETS: Final = 100
+MAX_BUCKETS: Final = 1000
+# Values a facets answer lists (its ``limit``): the top of a list, not an export.
+DEFAULT_FACET_LIMIT: Final = 10
+MAX_FACET_LIMIT: Final = 100
+# Context records per side of ``GET .../context`` when the request names none.
+DEFAULT_RECORD_CONTEXT: Final = 10
 
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"", "0", "false", "no", "off"})
@@ -176,6 +184,7 @@ class SearchRequest(Filters, frozen=True, kw_only=True):
     before: int | None = None
     after: int | None = None
     progress: bool = False
+    cursor: str = msgspec.field(default="", name="from")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -187,6 +196,16 @@ class SearchRequest(Filters, frozen=True, kw_only=True):
             raise InvalidArgument("count=1 and files=1 exclude each other")
         if self.context and self.order == "desc":
             raise InvalidArgument("context lines (before/after) need order=asc")
+        if self.cursor.strip():
+            if self.context:
+                raise InvalidArgument(
+                    "from= (a page cursor) and before/after (context lines) exclude each other: "
+                    "context groups are not paged"
+                )
+            if self.count or self.files:
+                raise InvalidArgument(
+                    "from= (a page cursor) pages records: count=1 and files=1 take none"
+                )
 
     @property
     def context(self) -> bool:
@@ -205,6 +224,58 @@ class TailRequest(Filters, frozen=True, kw_only=True):
         super().__post_init__()
         _at_least("n", self.n, 0)
         _at_most("n", self.n, MAX_BACKFILL)
+
+
+class HistogramRequest(Filters, frozen=True, kw_only=True):
+    """``GET /v1/histogram``: records per time bucket, stacked by level. ``buckets`` caps how
+    many (default ``DEFAULT_BUCKETS``); ``step`` (ns) fixes their width, else the collector picks
+    the smallest round width that fits. With ``step`` and no ``buckets`` the cap is
+    ``MAX_BUCKETS``."""
+
+    buckets: int | None = None
+    step: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _at_least("buckets", self.buckets, 1)
+        _at_most("buckets", self.buckets, MAX_BUCKETS)
+        _at_least("step", self.step, 1)
+
+
+class FacetsRequest(Filters, frozen=True, kw_only=True):
+    """``GET /v1/facets``: the ``limit`` most frequent values of ``field`` (``host``,
+    ``source``, ``level`` or a parsed field, dots reaching into nested maps) among the
+    matching records."""
+
+    field: str = ""
+    limit: int = DEFAULT_FACET_LIMIT
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.field.strip():
+            raise InvalidArgument(
+                "parameter field is required: host, source, level or a parsed field (status, "
+                "fields.status, http.method)"
+            )
+        _at_least("limit", self.limit, 1)
+        _at_most("limit", self.limit, MAX_FACET_LIMIT)
+
+
+class RecordContextRequest(Params, frozen=True, kw_only=True):
+    """``GET /v1/topics/{t}/partitions/{p}/context``: the record at ``offset`` and up to
+    ``before``/``after`` records of its host and source around it, in offset order."""
+
+    offset: int | None = None
+    before: int = DEFAULT_RECORD_CONTEXT
+    after: int = DEFAULT_RECORD_CONTEXT
+
+    def __post_init__(self) -> None:
+        if self.offset is None:
+            raise InvalidArgument("parameter offset is required (the record's offset)")
+        _at_least("offset", self.offset, 0)
+        for name in ("before", "after"):
+            _at_least(name, getattr(self, name), 0)
+            _at_most(name, getattr(self, name), MAX_CONTEXT)
 
 
 class ConsumeRequest(Params, frozen=True, kw_only=True):
@@ -334,10 +405,55 @@ class SearchStats(msgspec.Struct):
 
 
 class Done(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """The last line of a search; ``count`` in the count and files modes."""
+    """The last line of a search; ``count`` in the count and files modes; ``cursor`` when
+    ``limit`` cut a stream of records: ``from=`` it for the next page."""
 
     done: Literal[True]
     count: int | None = None
+    stats: SearchStats
+    cursor: str | None = None
+
+
+class HistogramBucket(msgspec.Struct):
+    """Records in ``[ts, ts + step)`` (clipped to the histogram's range), one count per level
+    in the order of ``Histogram.levels``."""
+
+    ts: int
+    counts: list[int]
+
+
+class Histogram(msgspec.Struct):
+    """``GET /v1/histogram``: every bucket from the first to the last, empty ones too."""
+
+    since: int
+    until: int
+    step: int
+    levels: list[str]
+    buckets: list[HistogramBucket]
+    total: int
+    stats: SearchStats
+
+
+class FacetValue(msgspec.Struct):
+    """One value of a facet and how many matching records have it."""
+
+    value: str
+    count: int
+
+
+class Facets(msgspec.Struct):
+    """``GET /v1/facets``: ``total`` matching records, ``missing`` of them without the field,
+    ``distinct`` values seen (at most ``MAX_FACET_VALUES`` of the collector; ``capped`` when
+    more were met, ``other`` the records with a value met past the cap), the top ``values`` by
+    count, then value."""
+
+    field: str
+    total: int
+    missing: int
+    distinct: int
+    capped: bool
+    other: int
+    values: list[FacetValue]
     stats: SearchStats
 
 

@@ -43,7 +43,17 @@ from collector.filters.match import RegexTooCostly, compile_regex
 from wharf.errors import InvalidArgument
 from wharf.record import LEVELS, Record
 
-__all__ = ["MAX_DEPTH", "MAX_REGEX_INSTRUCTIONS", "MAX_WHERE_CHARS", "Where", "WhereError", "parse"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_REGEX_INSTRUCTIONS",
+    "MAX_WHERE_CHARS",
+    "MISSING",
+    "Where",
+    "WhereError",
+    "as_text",
+    "parse",
+    "reader",
+]
 
 # Longer expressions are refused: nobody types 4096 characters of filter, and the parser and
 # the per-record evaluation stay cheap.
@@ -202,6 +212,22 @@ def _getter(name: str) -> Callable[[Record], object]:
         return value
 
     return get
+
+
+def reader(name: str) -> Callable[[Record], object]:
+    """How an expression reads ``name`` from a record: ``MISSING`` when the record has no such
+    field (facets count values the way ``where`` sees them)."""
+    return _getter(name)
+
+
+def as_text(value: object) -> str:
+    """A field value as the text ``where`` compares it as (``null``, ``true``, ``500``, JSON for
+    maps and lists)."""
+    return _text(value)
+
+
+# What ``reader``'s function returns for a field the record lacks.
+MISSING: Final = _MISSING
 
 
 class Where:

@@ -1,5 +1,8 @@
 """The collector's HTTP API: every route, in one place, and the application's lifetime.
 
+    GET    /                              the web console's page shell (collector.console;
+                                           served without a token: it holds no data)
+    GET    /static/{name}                 the console's ES modules, style sheet and icon
     GET    /healthz                       {"status": "ok"} once the store takes writes, else 503
     GET    /metrics                       Prometheus text
     GET    /v1/status                     {"status", "version", "uptime_s", "topics": [{"name",
@@ -19,8 +22,17 @@
     GET    /v1/topics/{t}/partitions/{p}/records   ConsumeRequest -> NDJSON Hit rows, then
                                            ConsumeEnd
     GET    /v1/topics/{t}/partitions/{p}/offset    OffsetRequest -> OffsetAnswer
+    GET    /v1/topics/{t}/partitions/{p}/context   RecordContextRequest -> NDJSON ContextHit
+                                           rows (the record at offset, match true, and its
+                                           host and source neighbours), then Done
     GET    /v1/search                     SearchRequest -> NDJSON Hit | ContextHit |
                                            PartitionCount | FileCount | Progress rows, then Done
+                                           (its "cursor" when limit cut the stream: from= it
+                                           for the next page)
+    GET    /v1/histogram                  HistogramRequest -> Histogram: exact records per
+                                           time bucket stacked by level, from the columns
+    GET    /v1/facets                     FacetsRequest -> Facets: exact top values of one
+                                           field over every match (distinct values capped)
     GET    /v1/tail                       TailRequest -> NDJSON: last n Hits, then live ones;
                                            idle Heartbeat rows with the cursor
     GET    /v1/groups                     GroupList
@@ -47,8 +59,18 @@ from aiohttp import web
 
 from collector import groups
 from collector.config import CollectorConfig
+from collector.http import (
+    console,
+    context,
+    facets,
+    health,
+    histogram,
+    records,
+    search,
+    tail,
+    topics,
+)
 from collector.http import groups as group_routes
-from collector.http import health, records, search, tail, topics
 from collector.http.keys import (
     CLOSING,
     CONFIG,
@@ -91,6 +113,8 @@ DEFAULT_HEARTBEAT_S: Final = 5.0
 
 
 def _routes(r: web.UrlDispatcher) -> None:
+    r.add_get("/", console.index)
+    r.add_get("/static/{name}", console.static)
     r.add_get("/healthz", health.healthz)
     r.add_get("/metrics", health.metrics)
     r.add_get("/v1/status", health.status)
@@ -100,7 +124,10 @@ def _routes(r: web.UrlDispatcher) -> None:
     r.add_delete("/v1/topics/{topic}", topics.delete_topic)
     r.add_get("/v1/topics/{topic}/partitions/{partition}/records", records.consume)
     r.add_get("/v1/topics/{topic}/partitions/{partition}/offset", records.offset_for_time)
+    r.add_get("/v1/topics/{topic}/partitions/{partition}/context", context.record_context)
     r.add_get("/v1/search", search.search)
+    r.add_get("/v1/histogram", histogram.histogram)
+    r.add_get("/v1/facets", facets.facets)
     r.add_get("/v1/tail", tail.tail)
     r.add_get("/v1/groups", group_routes.list_groups)
     r.add_get("/v1/groups/{group}", group_routes.describe_group)

@@ -8,7 +8,8 @@ Auth (``collector.toml`` ``[auth]``): with read tokens set, every ``/v1`` reques
 ``Authorization: Bearer <token>`` holding a read or a write token; topic creation and deletion
 need a write token (or, when only read tokens are configured, a read token). Group commits and
 resets are reads in this sense: a consumer owns its position. ``/healthz`` and ``/metrics`` are
-open. A missing token is 401, a wrong one 403.
+open, and so is the web console's shell (``GET /``, ``GET /static/...``): it holds no data and
+asks for a token when the API answers 401. A missing token is 401, a wrong one 403.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """``GET /v1/search``: the request parsed into ``SearchRequest``, the scan on the search pool,
-its NDJSON rows streamed as they come (see ``collector.query.search``)."""
+its NDJSON rows streamed as they come (see ``collector.query.search``); a ``from`` cursor is
+resolved with the filters, so a bad one is a 400 before the stream starts."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from collector.http.keys import (
     STORE,
 )
 from collector.http.stream import Feed, pump
+from collector.query import paging
 from collector.query.search import run_search
-from collector.query.selection import select
+from collector.query.selection import Selection, select
+from collector.storage.interface import Storage
 from wharf.api import SearchRequest
 
 log = logging.getLogger(__name__)
@@ -35,7 +38,7 @@ async def search(request: web.Request) -> web.StreamResponse:
     loop = asyncio.get_running_loop()
     # Compiling the patterns takes up to tens of milliseconds (RE2 budgets it): off the loop.
     # Errors here get a status, before the stream starts.
-    selection = await loop.run_in_executor(app[IO_POOL], select, store, spec)
+    selection, page = await loop.run_in_executor(app[IO_POOL], _prepare, store, spec)
     slots = app[SCAN_SLOTS]
     feed = Feed(loop, slots=slots)
     app[FEEDS].add(feed)
@@ -49,6 +52,7 @@ async def search(request: web.Request) -> web.StreamResponse:
         feed,
         app[METRICS],
         app[PROGRESS_S],
+        page,
     )
     try:
         return await pump(request, feed, app[SEND_TIMEOUT_S])
@@ -56,6 +60,14 @@ async def search(request: web.Request) -> web.StreamResponse:
         feed.cancel()
         app[FEEDS].discard(feed)
         worker.add_done_callback(_log_failure)
+
+
+def _prepare(store: Storage, spec: SearchRequest) -> tuple[Selection, paging.Page | None]:
+    selection = select(store, spec)
+    if not spec.cursor.strip():
+        return selection, None
+    desc = spec.order == "desc"
+    return selection, paging.parse(store, spec.cursor, selection.topics, desc=desc)
 
 
 def _log_failure(fut: Any) -> None:

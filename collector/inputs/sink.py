@@ -62,8 +62,21 @@ def record_size(record: Record) -> int:
     without encoding anything)."""
     size = len(record.line) + RECORD_OVERHEAD
     for key, value in record.fields.items():
-        size += len(key) + (len(value) if isinstance(value, str) else 16)
+        size += len(key) + (len(value) if isinstance(value, str) else _value_size(value))
     return size
+
+
+def _value_size(value: object) -> int:
+    """A field value that is not a string: 16 bytes, or what its items take (a list or a map,
+    as OTLP attributes and Fluent records hold, may be far larger than 16 bytes)."""
+    if isinstance(value, list | tuple):
+        return 16 + sum(len(v) if isinstance(v, str) else _value_size(v) for v in value)
+    if isinstance(value, dict):
+        return 16 + sum(
+            len(str(k)) + (len(v) if isinstance(v, str) else _value_size(v))
+            for k, v in value.items()
+        )
+    return 16
 
 
 class _Pending:

@@ -7,6 +7,9 @@ built per (host, source) exactly as grep builds them per file: a hit's B records
 after, groups joined when no record of that source lies between them, ``--`` between the rest.
 A partition's groups come out in offset order; partitions are merged by the time of each
 group's first match, so for one source the output is grep's, line for line.
+
+``around`` is the same look for one record named by its offset (``GET .../context``: a record's
+neighbours in the web console), through the same ``Neighbours``.
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ class _Decoded(NamedTuple):
     runs: OrderedDict[int, list[Record]]  # materialized records, _RUN at a time
 
 
-class _Neighbours:
+class Neighbours:
     """One partition's records by offset, for context: the records of one (host, source) before
     or after an offset, a few decoded batches cached."""
 
@@ -108,6 +111,15 @@ class _Neighbours:
         if len(self._cache) > _CONTEXT_CACHE:
             self._cache.popitem(last=False)
         return decoded
+
+    def record(self, offset: int) -> Record | None:
+        """The record at ``offset`` (``None``: outside the partition, deleted by retention
+        meanwhile, or in a damaged batch, which ``stats.errors`` then holds)."""
+        d = self._at(offset)
+        if d is None or not 0 <= offset - d.base < len(d.batch):
+            return None
+        found = self._records(d, [offset - d.base])
+        return found[0][1] if found else None
 
     def _indexes(self, d: _Decoded, key: Key) -> list[int]:
         found = d.keys.get(key)
@@ -223,7 +235,7 @@ def _partition_groups(
     tick: Callable[[], None] | None,
 ) -> Iterator[Group]:
     """One partition's context groups in offset order (see the section comment)."""
-    near = _Neighbours(part, end, stats)
+    near = Neighbours(part, end, stats)
     growing: dict[Key, _Open] = {}
     printed: dict[Key, int] = {}  # last offset printed per source: context never repeats a line
     finished: list[tuple[int, Group]] = []  # a heap on the first offset
@@ -293,3 +305,34 @@ def iter_groups(
         for part in store.partitions(topic)
     ]
     return heapq.merge(*streams, key=lambda g: (g.ts, g.topic_rank, g.partition, g.first))
+
+
+def around(
+    part: PartitionReader, offset: int, before: int, after: int, stats: ScanStats
+) -> list[Line]:
+    """The record at ``offset`` (``match`` true) with up to ``before`` records of its host and
+    source before it and ``after`` after it, in offset order, looked for as far as grep's
+    context is (``CONTEXT_MAX_BATCHES``). ``OffsetOutOfRange`` when the partition does not hold
+    ``offset``; the batch's ``CorruptBatch`` when it is damaged."""
+    start, end = part.start_offset, part.durable_offset
+    if not start <= offset < end:
+        why = "deleted by retention" if offset < start else "past the end"
+        raise OffsetOutOfRange(
+            f"offset {offset} of partition {part.number} is {why}: it holds {start}..{end - 1}"
+            if end > start
+            else f"offset {offset} of partition {part.number}: the partition is empty"
+        )
+    near = Neighbours(part, end, stats)
+    rec = near.record(offset)
+    if rec is None:
+        if stats.errors:
+            raise stats.errors[-1]
+        raise OffsetOutOfRange(f"offset {offset} of partition {part.number} is gone")
+    key = (rec.host, rec.source)
+    lead = near.before(key, offset, before, start)
+    tail, _ = near.after(key, offset, after, end)
+    return [
+        *(Line(o, r, False) for o, r in lead),
+        Line(offset, rec, True),
+        *(Line(o, r, False) for o, r in tail),
+    ]

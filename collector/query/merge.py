@@ -64,10 +64,11 @@ class _Cursor:
         query: Query,
         end: int,
         desc: bool,
+        start: int | None = None,
     ) -> None:
         self.part, self.topic, self.rank, self.query, self.desc = part, topic, rank, query, desc
         lo, hi = query.ts_bounds()
-        refs = [r for r in part.refs(min_ts=lo, max_ts=hi) if r.base_offset < end]
+        refs = [r for r in part.refs(start, min_ts=lo, max_ts=hi) if r.base_offset < end]
         if desc:
             refs.reverse()
         groups: list[list[BatchSpan]] = []
@@ -84,7 +85,11 @@ class _Cursor:
             bound = edge if bound is None else (max(bound, edge) if desc else min(bound, edge))
             first, last = (g[-1], g[0]) if desc else (g[0], g[-1])
             windows.append(
-                _Window(first.base_offset, min(end, last.base_offset + last.count), bound)
+                _Window(
+                    max(first.base_offset, start or 0),
+                    min(end, last.base_offset + last.count),
+                    bound,
+                )
             )
         windows.reverse()
         self._windows = windows
@@ -132,18 +137,21 @@ def iter_hits(
     cancel: threading.Event,
     stats: ScanStats,
     ends: dict[tuple[str, int], int] | None = None,
+    starts: dict[tuple[str, int], int] | None = None,
     tick: Callable[[], None] | None = None,
 ) -> Iterator[MergedHit]:
     """Every hit over all partitions of ``topics``, oldest first (newest first when ``desc``).
 
     Each partition is read up to ``ends[(topic, p)]``, by default its durable end when the
-    search starts: a search does not chase new appends (that is what tail is for).
+    search starts: a search does not chase new appends (that is what tail is for); and from
+    ``starts[(topic, p)]`` when given (a page cursor; within the partition's offsets).
     """
     cursors = []
     for rank, topic in enumerate(topics):
         for part in store.partitions(topic):
             end = part.durable_offset if ends is None else ends.get((topic, part.number), 0)
-            cursors.append(_Cursor(part, topic, rank, query, end, desc))
+            start = None if starts is None else starts.get((topic, part.number))
+            cursors.append(_Cursor(part, topic, rank, query, end, desc, start))
     sign = -1 if desc else 1
     heap: list[tuple[tuple[int, int, int, int], MergedHit]] = []
     while not cancel.is_set():

@@ -13,7 +13,9 @@ Modes besides the plain stream of records:
   line, ``group`` a new number where grep prints ``--``); context stays within the hit's own
   host and source, in the order that source was read (see ``collector.query.context``);
 - ``progress``: ``Progress`` rows about every ``PROGRESS_S`` while the scan runs, even when it
-  finds nothing, so a client can show how far a long scan got.
+  finds nothing, so a client can show how far a long scan got;
+- ``from`` (a page cursor): the stream resumes where the ``cursor`` of an earlier ``Done`` row
+  said, which a stream cut by ``limit`` gives (see ``collector.query.paging``).
 
 Every search ends with a ``Done`` row, or an ``{"error"}`` line when it fails midway.
 """
@@ -28,6 +30,7 @@ from typing import Final, Protocol
 
 from collector.filters.query import Query
 from collector.metrics import Metrics
+from collector.query import paging
 from collector.query.context import iter_groups
 from collector.query.merge import iter_hits
 from collector.query.selection import Selection
@@ -85,6 +88,21 @@ def hit_row(topic: str, partition: int, offset: int, rec: Record) -> bytes:
     )
 
 
+def stats_row(stats: ScanStats, matched: int, started: float) -> SearchStats:
+    """The ``stats`` of an answer: what the scan touched, ``matched`` records, the time since
+    ``started`` (``time.monotonic()``)."""
+    return SearchStats(
+        matched=matched,
+        batches_total=stats.batches_total,
+        batches_read=stats.batches_read,
+        bytes_read=stats.bytes_read,
+        bytes_decompressed=stats.bytes_decompressed,
+        errors=len(stats.errors),
+        error_messages=[str(e) for e in stats.errors[:_MAX_ERROR_MESSAGES]],
+        elapsed_ms=round((time.monotonic() - started) * 1000, 3),
+    )
+
+
 @dataclass
 class _Outcome:
     stats: ScanStats = field(default_factory=ScanStats)
@@ -92,20 +110,10 @@ class _Outcome:
     started: float = field(default_factory=time.monotonic)
 
     def stats_row(self) -> SearchStats:
-        s = self.stats
-        return SearchStats(
-            matched=self.matched,
-            batches_total=s.batches_total,
-            batches_read=s.batches_read,
-            bytes_read=s.bytes_read,
-            bytes_decompressed=s.bytes_decompressed,
-            errors=len(s.errors),
-            error_messages=[str(e) for e in s.errors[:_MAX_ERROR_MESSAGES]],
-            elapsed_ms=round((time.monotonic() - self.started) * 1000, 3),
-        )
+        return stats_row(self.stats, self.matched, self.started)
 
-    def line(self, count: int | None = None) -> bytes:
-        return encode_row(Done(done=True, count=count, stats=self.stats_row()))
+    def line(self, count: int | None = None, cursor: str | None = None) -> bytes:
+        return encode_row(Done(done=True, count=count, stats=self.stats_row(), cursor=cursor))
 
 
 class _Writer:
@@ -175,9 +183,11 @@ def run_search(
     feed: Sink,
     metrics: Metrics,
     progress_s: float = PROGRESS_S,
+    page: paging.Page | None = None,
 ) -> None:
     """Scan for ``spec`` and hand NDJSON chunks to ``feed`` (worker thread). Always ends the
-    feed; stops early when the reader cancels."""
+    feed; stops early when the reader cancels. ``page``: where ``spec``'s ``from`` cursor
+    resumes (``paging.parse``)."""
     out = _Outcome()
     cancel = feed.cancelled
     outcome = "completed"
@@ -193,7 +203,7 @@ def run_search(
         elif spec.context:
             _groups(store, spec, f, w)
         else:
-            _stream(store, spec, f, w)
+            _stream(store, spec, f, w, page)
         if cancel.is_set():
             outcome = "cancelled"
     except WharfError as exc:
@@ -210,28 +220,50 @@ def run_search(
         feed.close()
 
 
-def _stream(store: Storage, spec: SearchRequest, f: Selection, w: _Writer) -> None:
+def _stream(
+    store: Storage, spec: SearchRequest, f: Selection, w: _Writer, page: paging.Page | None
+) -> None:
     cancel = w.feed.cancelled
     out = w.out
+    desc = spec.order == "desc"
+    here = page if page is not None else paging.start(store, f.topics, desc=desc)
     hits = iter_hits(
         store,
         f.topics,
-        f.query,
+        paging.narrowed(f.query, here.last, desc=desc),
         f.predicate,
-        desc=spec.order == "desc",
+        desc=desc,
         cancel=cancel,
         stats=out.stats,
+        ends=here.positions if desc else None,
+        starts=None if desc else here.positions,
         tick=w.tick,
     )
+    unsent = paging.after(f.topics, here.last, desc=desc) if here.last is not None else None
+    sent: dict[paging.Position, int] = {}  # per partition the farthest offset sent
+    farther = min if desc else max
+    cut = None
     for hit in hits:
         if cancel.is_set() or not w.alive:
             return
+        if unsent is not None and not unsent(hit):
+            continue
         w.add(hit_row(hit.topic, hit.partition, hit.offset, hit.record))
+        key = (hit.topic, hit.partition)
+        sent[key] = farther(sent.get(key, hit.offset), hit.offset)
         out.matched += 1
         if spec.limit is not None and out.matched >= spec.limit:
+            cut = hit
             break
-    if not cancel.is_set():
-        w.finish(out.line())
+    if cancel.is_set():
+        return
+    cursor = None
+    if cut is not None:
+        nxt = paging.following(
+            store, f.topics, f.query, f.predicate, here, sent, cut, desc=desc, stats=out.stats
+        )
+        cursor = nxt.text()
+    w.finish(out.line(cursor=cursor))
 
 
 def _groups(store: Storage, spec: SearchRequest, f: Selection, w: _Writer) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import signal
+import ssl
 import subprocess
 import urllib.request
 from collections.abc import Sequence
@@ -49,9 +50,12 @@ class CollectorProcess:
         fixed_ports: bool = False,
         args: Sequence[str] = (),
         log: Path | None = None,
+        ca: Path | None = None,
     ) -> None:
         self.data = data
         self.args = list(args)
+        # The CA of the config's [tls] certificate: the HTTP API is then HTTPS (``ssl_context``).
+        self.ssl_context = ssl.create_default_context(cafile=str(ca)) if ca is not None else None
         self.log = log if log is not None else data.parent / f"{data.name}-collector.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self._reserved: list[ReservedPort] = []
@@ -80,7 +84,8 @@ class CollectorProcess:
     @property
     def url(self) -> str:
         """The HTTP API."""
-        return f"http://127.0.0.1:{self.http_port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.http_port}"
 
     @property
     def env(self) -> dict[str, str]:
@@ -148,7 +153,9 @@ class CollectorProcess:
 
     def _healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as resp:
+            with urllib.request.urlopen(
+                f"{self.url}/healthz", timeout=1, context=self.ssl_context
+            ) as resp:
                 return bool(resp.status == 200)
         except OSError:
             assert self.proc is not None

@@ -1,0 +1,1 @@
+"""Generated protobuf classes of the inputs' protocols (see each .proto for how)."""
