@@ -34,7 +34,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in this thread
+# while it is open, and every later asyncio.run() of the same xdist worker then fails
+# ("cannot be called from a running event loop": 247 errors in a fresh-clone CI run).
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """One chromium for the worker's whole session (each test gets its own context)."""
     if not CHROMIUM.exists():
