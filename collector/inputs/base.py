@@ -11,6 +11,7 @@ and skipped, or the connection is closed with the protocol's error.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import ssl
@@ -27,6 +28,30 @@ log = logging.getLogger("collector.inputs")
 
 # A bad sender is logged at most this often per input (with the count of what was not logged).
 COMPLAIN_EVERY_S: Final = 10.0
+
+
+def peer_ip(address: object) -> str:
+    """A peer's IP address from a socket address (``peername``, ``request.remote``), with
+    IPv4-mapped IPv6 addresses as plain IPv4: the ``host`` of records that name none."""
+    host = str(address[0]) if isinstance(address, tuple) and address else str(address or "")
+    if not host:
+        return "unknown"
+    return host.removeprefix("::ffff:") if "." in host else host
+
+
+async def start_tls(
+    ctx: InputContext, writer: asyncio.StreamWriter, peer: str, timeout_s: float
+) -> bool:
+    """TLS on a stream input's new connection, inside its slot; a failure (plaintext, a client
+    that distrusts our certificate, silence) is counted as refused and complained about."""
+    assert ctx.ssl_context is not None
+    try:
+        await writer.start_tls(ctx.ssl_context, ssl_handshake_timeout=timeout_s)
+    except (OSError, TimeoutError) as exc:  # ssl.SSLError and ConnectionError are OSErrors
+        ctx.counters.add("refused")
+        ctx.complain(peer, f"TLS handshake failed ({exc or type(exc).__name__})")
+        return False
+    return True
 
 
 class Complaints:

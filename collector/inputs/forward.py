@@ -31,12 +31,11 @@ import contextlib
 import logging
 import os
 import socket
-import ssl
 import time
 from typing import Final
 
 from collector.config import split_host_port
-from collector.inputs.base import ConnectionSlots, InputContext
+from collector.inputs.base import ConnectionSlots, InputContext, peer_ip, start_tls
 from collector.inputs.fluent_wire import (
     Decoded,
     Decoder,
@@ -169,8 +168,7 @@ class _Connection:
         self.reader = reader
         self.writer = writer
         self.task: asyncio.Task[None] | None = None  # set once it runs
-        peer = writer.get_extra_info("peername")
-        self.peer = str(peer[0]) if peer else "unknown peer"
+        self.peer = peer_ip(writer.get_extra_info("peername"))
         self.host = self.peer  # records' host when they name none (PING's hostname once given)
         self.reading = False
         self.stopping = False
@@ -190,7 +188,9 @@ class _Connection:
             else None
         )
         decoder = Decoder(self.owner.limit, handshake=handshake is not None)
-        if self.ctx.ssl_context is not None and not await self._start_tls(self.ctx.ssl_context):
+        if self.ctx.ssl_context is not None and not await start_tls(
+            self.ctx, self.writer, self.peer, HANDSHAKE_TIMEOUT_S
+        ):
             return
         try:
             if handshake is not None:
@@ -264,17 +264,6 @@ class _Connection:
                 f"messages begun and not ended on this input hold {owner.unfinished} bytes, "
                 f"past max_pending_bytes ({limit})"
             )
-
-    async def _start_tls(self, context: ssl.SSLContext) -> bool:
-        """TLS on this connection; a failure (plaintext, a client that distrusts our
-        certificate, silence) is counted as refused."""
-        try:
-            await self.writer.start_tls(context, ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S)
-        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
-            self.ctx.counters.add("refused")
-            self.ctx.complain(self.peer, f"TLS handshake failed ({exc or type(exc).__name__})")
-            return False
-        return True
 
     async def _read(self, wait: float, late: type[ProtocolError], what: str) -> bytes:
         self.reading = True

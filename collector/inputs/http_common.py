@@ -44,7 +44,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from collector.config import ApiSettings, split_host_port
-from collector.inputs.base import InputContext
+from collector.inputs.base import InputContext, peer_ip
 from collector.inputs.sink import record_size
 from collector.listener import Listening, serve
 from wharf.errors import DEFAULT_CHALLENGE, WharfError
@@ -358,7 +358,7 @@ class HttpInput(abc.ABC):
             data=data,
             content_type=content_type,
             content_encoding=encoding,
-            peer=_peer_host(request),
+            peer=peer_ip(request.remote),
             received_ns=time.time_ns(),
             limit=self.limit,
             max_decoded=ctx.sink.budget.capacity,
@@ -380,9 +380,3 @@ class HttpInput(abc.ABC):
             await ctx.sink.put(decoded.records, durable=True)
         except WharfError as exc:
             raise StoreFailed(f"the records could not be stored: {exc}") from None
-
-
-def _peer_host(request: web.Request) -> str:
-    """The sender's IP address (IPv4-mapped IPv6 addresses as plain IPv4)."""
-    remote = request.remote or ""
-    return remote.removeprefix("::ffff:") if "." in remote else remote

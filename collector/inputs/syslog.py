@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from collector.config import split_host_port
-from collector.inputs.base import ConnectionSlots, InputContext
+from collector.inputs.base import ConnectionSlots, InputContext, peer_ip, start_tls
 from collector.inputs.syslog_framing import Dropped, Framer, FramingError, split_datagram
 from collector.inputs.syslog_records import RecordMaker
 from wharf.errors import WharfError
@@ -67,12 +67,6 @@ CLOSE_TIMEOUT_S: Final = 30.0
 UDP_RECEIVE_BUFFER: Final = 4 << 20
 # How much of a bad message goes into the log line about it.
 _SHOWN: Final = 60
-
-
-def _peer_ip(address: Any) -> str:
-    """The IP address of a peer (IPv4-mapped IPv6 addresses as IPv4)."""
-    host = str(address[0]) if isinstance(address, tuple) and address else "unknown"
-    return host[7:] if host.startswith("::ffff:") and "." in host else host
 
 
 class SyslogInput:
@@ -136,10 +130,12 @@ class SyslogInput:
         task.add_done_callback(lambda t: self._connections.pop(t, None))
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = _peer_ip(writer.get_extra_info("peername"))
+        peer = peer_ip(writer.get_extra_info("peername"))
         framer = Framer(self.limit)
         try:
-            if self.ctx.ssl_context is not None and not await self._handshake(writer, peer):
+            if self.ctx.ssl_context is not None and not await start_tls(
+                self.ctx, writer, peer, TLS_HANDSHAKE_S
+            ):
                 return
             while True:
                 if framer.mid_message:
@@ -173,18 +169,6 @@ class SyslogInput:
         finally:
             self.slots.give_back()
             writer.transport.abort()
-
-    async def _handshake(self, writer: asyncio.StreamWriter, peer: str) -> bool:
-        """TLS on a new connection; a failure (plaintext, a client that distrusts our
-        certificate, silence) is counted as refused."""
-        assert self.ctx.ssl_context is not None
-        try:
-            await writer.start_tls(self.ctx.ssl_context, ssl_handshake_timeout=TLS_HANDSHAKE_S)
-        except (ConnectionError, TimeoutError, ssl.SSLError, OSError) as exc:
-            self.counters.add("refused")
-            self.ctx.complain(peer, f"TLS handshake failed ({exc or type(exc).__name__})")
-            return False
-        return True
 
     async def _store(self, messages: list[bytes | Dropped], peer: str) -> None:
         """Queue the records of ``messages``, waiting for room (the connection reads nothing
@@ -231,7 +215,7 @@ class SyslogInput:
     def datagram(self, data: bytes, address: Any) -> None:
         """One datagram from ``address``: its records offered to the sink (never waits)."""
         self.counters.add("bytes", len(data))
-        peer = _peer_ip(address)
+        peer = peer_ip(address)
         if len(data) > self.limit:
             self._records([Dropped(len(data))], peer)
             return
