@@ -62,7 +62,11 @@ RUN_TIMEOUT_S = 900.0
 
 TARGET_RAW_LINES_PER_S = 400_000
 TARGET_RATIO_VS_RSYSLOG = 4.0
-TARGET_RSS_1000_FILES_MB = 60.0
+TARGET_RAW_CPU_US_PER_LINE = 1.0
+TARGET_CLF_LINES_PER_S = 300_000
+TARGET_CLF_RATIO_VS_RSYSLOG = 1.5
+TARGET_RSS_MB = 60.0  # raw and clf runs, and 1,000 files
+TARGET_RSS_1000_FILES_MB = TARGET_RSS_MB
 TARGET_IDLE_CPU_PCT = 1.0
 
 
@@ -258,6 +262,7 @@ async def _measure(
         "peak_rss_mb": tree.peak_rss_mb(),
         "processes": len(tree.pids),
         "far_end_cpu_cores_avg": round(far / elapsed, 2),
+        "far_end_cpu_us_per_line": round(far / lines * 1e6, 2),
     }
     if n != target:
         out["error"] = f"counted {n} records at the far end, expected {target}"
@@ -704,7 +709,28 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             "measured": ratio(raw),
             "met": ratio(raw) >= TARGET_RATIO_VS_RSYSLOG,
         },
+        "raw_cpu_us_per_line": {
+            "target": f"<= {TARGET_RAW_CPU_US_PER_LINE}",
+            "measured": raw["cpu_us_per_line"],
+            "met": raw["cpu_us_per_line"] <= TARGET_RAW_CPU_US_PER_LINE,
+        },
+        "clf_lines_per_s": {
+            "target": f">= {TARGET_CLF_LINES_PER_S}",
+            "measured": clf["lines_per_s"],
+            "met": clf["lines_per_s"] >= TARGET_CLF_LINES_PER_S,
+        },
+        "clf_vs_rsyslog": {
+            "target": f">= {TARGET_CLF_RATIO_VS_RSYSLOG}",
+            "measured": ratio(clf),
+            "met": ratio(clf) >= TARGET_CLF_RATIO_VS_RSYSLOG,
+        },
     }
+    for name, run in (("raw", raw), ("clf", clf)):
+        targets[f"peak_rss_{name}_mb"] = {
+            "target": f"<= {TARGET_RSS_MB}",
+            "measured": run["peak_rss_mb"],
+            "met": run["peak_rss_mb"] <= TARGET_RSS_MB,
+        }
     if many is not None:
         targets[f"peak_rss_{many['files']}_files_mb"] = {
             "target": f"<= {TARGET_RSS_1000_FILES_MB}",

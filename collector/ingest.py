@@ -67,9 +67,17 @@ _TIMEOUTS: Final[dict[str, type[ProtocolError]]] = {
 _OPEN: Final = frozenset({wp.State.HANDSHAKE, wp.State.READY})
 
 
-def _validate(data: bytes) -> wb.Batch:
-    """Full structural check of an incoming batch (runs in a worker thread)."""
+def _validate(data: bytes, versions: tuple[int, ...] = wb.VERSIONS) -> wb.Batch:
+    """Full structural check of an incoming batch (runs in a worker thread): everything a
+    reader later trusts, without materializing a record (``wharf.batch.Batch.validate``), in
+    one of the ``versions`` this collector takes (whatever a HELLO announced: a client that
+    sends a version it did not announce gets it stored all the same)."""
     batch = wb.Batch(data)
+    if batch.version not in versions:
+        raise CorruptBatch(
+            f"batch version {batch.version} is not supported (this collector reads "
+            f"{', '.join(map(str, versions))})"
+        )
     batch.validate()
     return batch
 
@@ -98,6 +106,8 @@ class IngestServer:
         self._preauth: dict[_Session, None] = {}
         self._draining = False
         self._validators = ThreadPoolExecutor(max_workers=2, thread_name_prefix="validate")
+        # Batch versions taken from shippers (HELLO narrows it to what each one can send).
+        self.batch_versions: tuple[int, ...] = wb.VERSIONS
         self._tokens: list[bytes] = []
         self.set_write_tokens(config.auth.write_tokens)
         limits = config.limits
@@ -430,10 +440,16 @@ class _Session:
         server = self.server
         refusal: WharfError | None = None
         wait_s = server.login_failures.wait_s(self.peer_host)
+        versions = tuple(v for v in hello.batch_versions if v in server.batch_versions)
         if hello.version != wp.PROTOCOL_VERSION:
             refusal = UnsupportedVersion(
                 f"protocol version {hello.version} is not "
                 f"supported (this collector speaks {wp.PROTOCOL_VERSION})"
+            )
+        elif not versions:
+            refusal = UnsupportedVersion(
+                f"batch versions {', '.join(map(str, hello.batch_versions))} are not supported "
+                f"(this collector reads {', '.join(map(str, server.batch_versions))})"
             )
         elif wait_s > 0:
             # The token is not even compared: while an address is held back, guessing from it
@@ -461,6 +477,7 @@ class _Session:
                 wp.MAX_FRAME,
                 cfg.max_inflight_per_connection,
                 HEARTBEAT_S,
+                versions,
             )
         )
         return True
@@ -472,7 +489,9 @@ class _Session:
         server = self.server
         try:
             validate_topic(p.topic)
-            batch = await self.loop.run_in_executor(server._validators, _validate, p.batch)
+            batch = await self.loop.run_in_executor(
+                server._validators, _validate, p.batch, server.batch_versions
+            )
             if batch.header.producer_id != self.producer_id:
                 raise CorruptBatch("batch producer id differs from the connection's HELLO")
             config = server.store.ensure_topic(p.topic)

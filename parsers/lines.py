@@ -27,7 +27,7 @@ from __future__ import annotations
 from itertools import accumulate
 from typing import Final, Literal, NamedTuple
 
-__all__ = ["DEFAULT_MAX_LINE_BYTES", "Line", "LineSplitter"]
+__all__ = ["DEFAULT_MAX_LINE_BYTES", "Line", "LineRun", "LineSplitter"]
 
 # 1 MiB: far above any sane log line (Filebeat's max_bytes default is 10 MiB for a whole
 # multiline event, Fluent Bit's Buffer_Max_Size 32 KiB, Vector's max_line_bytes 100 KiB) yet small
@@ -50,6 +50,25 @@ class Line(NamedTuple):
     offset: int
     text: str
     size: int
+
+
+class LineRun(NamedTuple):
+    """Consecutive lines that need no repair, as the file holds them: ``blob`` is their bytes
+    up to, not including, the newline that ends the last one (so ``blob.split(b"\\n")`` gives
+    its ``lines`` lines), and the first starts at file offset ``offset``.
+
+    "No repair": no ``\\r``, valid UTF-8, none longer than the limit. Each line's text is then
+    its bytes decoded, and each starts right after the previous one's newline.
+    """
+
+    blob: bytes
+    lines: int
+    offset: int
+
+    @property
+    def end(self) -> int:
+        """The file offset right after the last line's newline."""
+        return self.offset + len(self.blob) + 1
 
 
 class _Splitter:
@@ -234,6 +253,51 @@ class LineSplitter(_Splitter):
             self._next_offset = base + n
         return texts, offsets, ends
 
+    def feed_run(
+        self, data: bytes, offset: int | None = None
+    ) -> tuple[list[str], list[int], list[int], LineRun | None]:
+        """``feed_columns``, except that the chunk's whole lines come back as a ``LineRun``
+        (the bytes as read, no per-line object) when none of them needs repair.
+
+        Returns the texts, offsets and ends of the lines before the run (the held line the
+        chunk completes), and the run or ``None``; when the lines need repair (a ``\\r``,
+        invalid UTF-8, a line past the limit) they are all in the columns, split as
+        ``feed_columns`` splits them. Either way the lines, their offsets and the counters are
+        those ``feed_columns`` gives for the same bytes, and what follows the last newline is
+        held.
+        """
+        self._follows(offset)
+        n = len(data)
+        start = 0
+        texts: list[str] = []
+        offsets: list[int] = []
+        ends: list[int] = []
+        if self._line_len:
+            nl = data.find(_NL)
+            if nl < 0 or nl + 1 == n:
+                texts, offsets, ends = self.feed_columns(data)
+                return texts, offsets, ends, None
+            texts, offsets, ends = self.feed_columns(data[: nl + 1])
+            start = nl + 1
+        last = data.rfind(_NL, start)
+        if last < 0:
+            if start < n:
+                self._hold(data, start, n)
+                self._next_offset += n - start
+            return texts, offsets, ends, None
+        body = data[start:last]
+        if _CR in body or not _fits(body, self._max) or not _utf8(body):
+            more = self.feed_columns(data[start:] if start else data)
+            return texts + more[0], offsets + more[1], ends + more[2], None
+        count = body.count(_NL) + 1
+        run = LineRun(body, count, self._next_offset)
+        self.lines += count
+        self._next_offset += last + 1 - start
+        if last + 1 < n:
+            self._hold(data, last + 1, n)
+            self._next_offset += n - last - 1
+        return texts, offsets, ends, run
+
     def _feed_slow(self, data: bytes) -> list[Line]:
         out: list[Line] = []
         n = len(data)
@@ -289,6 +353,49 @@ class LineSplitter(_Splitter):
             text = body.decode("utf-8", self._errors)
             self.invalid_utf8_lines += 1
         return Line(offset, text, size)
+
+
+def _utf8(data: bytes) -> bool:
+    """Whether ``data`` is valid UTF-8 (one C-level pass; ASCII is checked first, faster)."""
+    if data.isascii():
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+# Below this limit, checking line lengths by blocks (``_fits``) would take many steps: split.
+_BLOCK_CHECK_MIN: Final = 4096
+
+
+def _fits(body: bytes, limit: int) -> bool:
+    """Whether no line of ``body`` (lines separated by ``\\n``) is longer than ``limit``.
+
+    A line longer than ``limit`` covers a whole block of ``(limit + 1) // 2`` bytes (blocks
+    aligned from 0) without a newline, so only the lines holding such a block are measured:
+    a few C-level searches per chunk instead of one per line.
+    """
+    n = len(body)
+    if n <= limit:
+        return True
+    if limit < _BLOCK_CHECK_MIN:
+        return max(map(len, body.split(_NL))) <= limit
+    step = (limit + 1) // 2
+    s = 0
+    while s < n:
+        if body.find(_NL, s, s + step) >= 0:
+            s += step
+            continue
+        a = body.rfind(_NL, 0, s) + 1
+        b = body.find(_NL, s)
+        if b < 0:
+            b = n
+        if b - a > limit:
+            return False
+        s = b + 1
+    return True
 
 
 def _cut(body: bytes, limit: int) -> bytes:

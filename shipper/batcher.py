@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import accumulate
 from typing import Final
 
@@ -70,26 +70,60 @@ class FileTrack:
         return moved
 
 
-@dataclass
 class Pending:
-    """A batch being filled for one topic."""
+    """A batch being filled for one topic: its parts (runs of whole lines as read, and lists
+    of records), in order."""
 
-    topic: str
-    started: float
-    records: list[Record] = field(default_factory=list)
-    text_bytes: int = 0
-    spans: dict[str, tuple[FileTrack, int]] = field(default_factory=dict)  # id -> (track, end)
+    __slots__ = ("count", "parts", "spans", "started", "text_bytes", "topic")
+
+    def __init__(self, topic: str, started: float) -> None:
+        self.topic = topic
+        self.started = started
+        self.parts: list[wb.Part] = []
+        self.count = 0  # records
+        self.text_bytes = 0
+        self.spans: dict[str, tuple[FileTrack, int]] = {}  # file id -> (track, end)
+
+    def add_records(self, records: list[Record]) -> None:
+        """Append records (to the last part when it is a list of records)."""
+        last = self.parts[-1] if self.parts else None
+        if isinstance(last, list):
+            last += records
+        else:
+            self.parts.append(list(records))
+        self.count += len(records)
 
 
 @dataclass
 class Cut:
-    """A batch ready to build: its records and spans."""
+    """A batch ready to build: its parts and spans."""
 
     topic: str
-    records: list[Record]
+    parts: list[wb.Part]
     spans: list[wb.Span]
     tracks: list[tuple[FileTrack, int]]
     text_bytes: int
+    count: int = 0  # records
+
+    @property
+    def records(self) -> list[Record]:
+        """Every record, materialized (runs turned into records: for tests and tools; the
+        shipper builds from the parts)."""
+        out: list[Record] = []
+        for part in self.parts:
+            out += part.records() if isinstance(part, wb.Run) else part
+        return out
+
+    def build(self, *, producer_id: bytes, producer_seq: int, version: int = wb.VERSION) -> bytes:
+        """The batch's bytes (``wharf.batch.build_parts``): compression, so off the reading
+        thread."""
+        return wb.build_parts(
+            self.parts,
+            producer_id=producer_id,
+            producer_seq=producer_seq,
+            spans=self.spans,
+            version=version,
+        )
 
 
 class Batcher:
@@ -105,25 +139,32 @@ class Batcher:
         """Text held in all pending batches."""
         return sum(p.text_bytes for p in self.pending.values())
 
+    def _open(self, topic: str, file_id: str, now: float, cuts: list[Cut]) -> Pending:
+        """The pending batch of ``topic`` that may take records of ``file_id`` (a new one
+        after cutting a batch that already spans ``MAX_BATCH_FILES`` other files)."""
+        p = self.pending.get(topic)
+        if p is None:
+            p = self.pending[topic] = Pending(topic, now)
+        elif file_id not in p.spans and len(p.spans) >= MAX_BATCH_FILES:
+            cut = self.cut(topic)
+            if cut is not None:
+                cuts.append(cut)
+            p = self.pending[topic] = Pending(topic, now)
+        return p
+
     def add(
         self, topic: str, track: FileTrack, record: Record, end: int, size: int, now: float
     ) -> Cut | None:
         """Add one record of ``track``'s file ending at file offset ``end``; return a cut
         batch when this one filled it."""
-        p = self.pending.get(topic)
-        if p is None:
-            p = self.pending[topic] = Pending(topic, now)
-        elif track.file_id not in p.spans and len(p.spans) >= MAX_BATCH_FILES:
-            cut = self.cut(topic)
-            p = self.pending[topic] = Pending(topic, now)
-            p.records.append(record)
-            p.text_bytes += size
-            p.spans[track.file_id] = (track, end)
-            return cut
-        p.records.append(record)
+        cuts: list[Cut] = []
+        p = self._open(topic, track.file_id, now, cuts)
+        p.add_records([record])
         p.text_bytes += size
         p.spans[track.file_id] = (track, end)
-        if p.text_bytes >= self.batch_bytes or len(p.records) >= MAX_BATCH_RECORDS:
+        if cuts:
+            return cuts[0]
+        if p.text_bytes >= self.batch_bytes or p.count >= MAX_BATCH_RECORDS:
             return self.cut(topic)
         return None
 
@@ -143,33 +184,54 @@ class Batcher:
         fid = track.file_id
         cum = list(accumulate(sizes))
         while i < n:
-            p = self.pending.get(topic)
-            if p is None:
-                p = self.pending[topic] = Pending(topic, now)
-            elif fid not in p.spans and len(p.spans) >= MAX_BATCH_FILES:
-                cut = self.cut(topic)
-                if cut is not None:
-                    cuts.append(cut)
-                p = self.pending[topic] = Pending(topic, now)
+            p = self._open(topic, fid, now, cuts)
             # The first record j (from i) whose addition fills the batch, if any.
             before = cum[i - 1] if i else 0
             j = bisect_left(cum, self.batch_bytes - p.text_bytes + before, i)
-            j = min(j, i + MAX_BATCH_RECORDS - len(p.records) - 1)
+            j = min(j, i + MAX_BATCH_RECORDS - p.count - 1)
             if j >= n:
-                p.records += records[i:]
+                p.add_records(records[i:])
                 p.text_bytes += cum[-1] - before
                 p.spans[fid] = (track, ends[-1])
                 break
             j = max(j, i)
             while j + 1 < n and ends[j + 1] == ends[j]:
                 j += 1  # never inside a group of overlapping events (see shipper.container)
-            p.records += records[i : j + 1]
+            p.add_records(records[i : j + 1])
             p.text_bytes += cum[j] - before
             p.spans[fid] = (track, ends[j])
             cut = self.cut(topic)
             if cut is not None:
                 cuts.append(cut)
             i = j + 1
+        return cuts
+
+    def add_run(self, topic: str, track: FileTrack, run: wb.Run, now: float) -> list[Cut]:
+        """``add_many`` for a run of whole lines (each record's size is its line and its
+        newline): cut at exactly the records ``add_many`` would cut at, by splitting the run
+        at a line boundary (C-level searches, no per-line work)."""
+        cuts: list[Cut] = []
+        fid = track.file_id
+        rest: wb.Run | None = run
+        while rest is not None:
+            p = self._open(topic, fid, now, cuts)
+            need = self.batch_bytes - p.text_bytes
+            # The records it takes to fill the batch (one more than the run: it does not).
+            k = rest.count + 1 if len(rest.blob) + 1 < need else rest.lines_for(need)
+            k = min(k, MAX_BATCH_RECORDS - p.count)
+            full = k <= rest.count
+            if k < rest.count:
+                piece, rest = rest.split(k)
+            else:
+                piece, rest = rest, None
+            p.parts.append(piece)
+            p.count += piece.count
+            p.text_bytes += len(piece.blob) + 1
+            p.spans[fid] = (track, piece.end)
+            if full:
+                cut = self.cut(topic)
+                if cut is not None:
+                    cuts.append(cut)
         return cuts
 
     def due(self, now: float, linger_s: float | None = None) -> list[Cut]:
@@ -189,7 +251,7 @@ class Batcher:
     def cut(self, topic: str) -> Cut | None:
         """Take the pending batch of ``topic`` (``None``: nothing pending)."""
         p = self.pending.pop(topic, None)
-        if p is None or not p.records:
+        if p is None or not p.count:
             return None
         spans: list[wb.Span] = []
         for fid, (track, end) in p.spans.items():
@@ -197,7 +259,7 @@ class Batcher:
             # The next span starts here even if this cut has not left yet (held while a
             # checkpoint cannot be written): spans stay contiguous, never overlapping.
             track.span_start = max(track.span_start, end)
-        return Cut(topic, p.records, spans, list(p.spans.values()), p.text_bytes)
+        return Cut(topic, p.parts, spans, list(p.spans.values()), p.text_bytes, p.count)
 
     def cut_all(self) -> list[Cut]:
         """Take every pending batch."""

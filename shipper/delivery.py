@@ -97,23 +97,20 @@ class Delivery:
             seq, cut = await self.build_q.get()
             try:
                 data = await asyncio.to_thread(
-                    wb.build,
-                    cut.records,
+                    cut.build,
                     producer_id=self.producer_id,
                     producer_seq=seq,
-                    spans=cut.spans,
+                    version=self.producer.batch_version if self.producer else wb.VERSION,
                 )
             except WharfError as exc:
-                log.error(
-                    "cannot build batch %d (%s): %d records dropped", seq, exc, len(cut.records)
-                )
+                log.error("cannot build batch %d (%s): %d records dropped", seq, exc, cut.count)
                 self.stats.dropped_batches_refused += 1
                 self.acked(OutBatch(seq, cut.topic, self.host, cut.spans, 0, 0))
                 self.build_q.task_done()
                 self._built.set()
                 continue
             self.outbox.put(
-                OutBatch(seq, cut.topic, self.host, cut.spans, len(cut.records), len(data), data)
+                OutBatch(seq, cut.topic, self.host, cut.spans, cut.count, len(data), data)
             )
             self.build_q.task_done()
             self._built.set()

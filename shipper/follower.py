@@ -23,6 +23,7 @@ from shipper import identity
 from shipper.batcher import FileTrack
 from shipper.config import InputConfig
 from shipper.discovery import Matcher
+from shipper.runs import RunParts
 from shipper.tail import Tail
 
 log = logging.getLogger(__name__)
@@ -39,16 +40,19 @@ class InputRuntime:
     parser: Parser
     multiline: MultilineConfig | None
     fields: dict[str, Any]
+    runs: RunParts  # runs of whole lines into batch parts (the zero-copy path)
 
     @classmethod
     def build(cls, config: InputConfig) -> InputRuntime:
         """Compile globs, parser and multiline settings."""
+        parser = get_parser(config.parser, **config.parser_options)
         return cls(
             config,
             Matcher(config),
-            get_parser(config.parser, **config.parser_options),
+            parser,
             config.multiline_config(),
             dict(config.fields),
+            RunParts(parser, dict(config.fields)),
         )
 
     @property

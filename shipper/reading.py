@@ -8,9 +8,11 @@ import asyncio
 import logging
 import os
 import time
+from itertools import accumulate
 from typing import Any
 
 from parsers import Record
+from parsers.lines import LineRun
 from parsers.raw import RawParser
 from shipper import identity
 from shipper.batcher import Batcher
@@ -22,6 +24,8 @@ from shipper.status import Stats
 from shipper.tail import Event
 
 log = logging.getLogger(__name__)
+
+_PLUS_ONE = (1).__add__  # a line's bytes plus its newline
 
 
 class ReadingMixin:
@@ -81,9 +85,12 @@ class ReadingMixin:
         if not data:
             return False
         self.stats.bytes_read += len(data)
-        offsets, ends, texts = f.tail.feed_columns(data, time.monotonic_ns())
+        for part in f.tail.feed_parts(data, time.monotonic_ns()):
+            if isinstance(part, LineRun):
+                self._emit_run(f, part)
+            else:
+                self._emit_columns(f, *part)
         self._count_lines(f)
-        self._emit_columns(f, offsets, ends, texts)
         if f.tail.pending:
             if f not in self.pending_tails:
                 self.pending_tails.add(f)
@@ -170,6 +177,29 @@ class ReadingMixin:
         for cut in self.batcher.add_many(topic, f.track, records, ends, sizes, time.monotonic()):
             self.delivery.dispatch(cut)
         self.stats.events += len(records)
+        if fresh:
+            self.kick.set()
+
+    def _emit_run(self, f: Follower, lines: LineRun) -> None:
+        """A run of whole lines (``shipper.tail``) into the batcher as one part, the zero-copy
+        path (``shipper.runs``); line by line for a parser without a block form."""
+        inp = f.input
+        if not inp.runs.takes_runs:
+            texts = lines.blob.decode("utf-8").split("\n")
+            ends = list(
+                accumulate(map(_PLUS_ONE, map(len, lines.blob.split(b"\n"))), initial=lines.offset)
+            )
+            self._emit_columns(f, ends[:-1], ends[1:], texts)
+            return
+        topic = inp.topic
+        fresh = topic not in self.batcher.pending
+        run, errors = inp.runs.part(
+            lines, now_ns=time.time_ns(), host=self.host, source=f.source, file_id=f.file_id
+        )
+        self.stats.parse_errors += errors
+        for cut in self.batcher.add_run(topic, f.track, run, time.monotonic()):
+            self.delivery.dispatch(cut)
+        self.stats.events += lines.lines
         if fresh:
             self.kick.set()
 

@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Literal, NamedTuple
 
-from parsers.lines import Line, LineSplitter, Utf16LineSplitter, sniff_encoding
+from parsers.lines import Line, LineRun, LineSplitter, Utf16LineSplitter, sniff_encoding
 from parsers.multiline import Multiline, MultilineConfig
 from shipper.container import ContainerJoiner
 
@@ -39,6 +39,10 @@ class Event(NamedTuple):
     offset: int
     end: int
     text: str
+
+
+# Events column-wise: their offsets, ends and texts.
+Columns = tuple[list[int], list[int], list[str]]
 
 
 class Tail:
@@ -145,6 +149,39 @@ class Tail:
         """Take the next bytes of the file (at most ``room()``); return completed events."""
         offsets, ends, texts = self.feed_columns(data, now_ns)
         return [Event(o, e, t) for o, e, t in zip(offsets, ends, texts, strict=True)]
+
+    def feed_parts(self, data: bytes, now_ns: int) -> list[Columns | LineRun]:
+        """``feed``, with the events in parts, in order: ``Columns`` of events, and a
+        ``LineRun`` for the whole lines of the chunk when they need no repair (then each is an
+        event of its own: no multiline grouping, UTF-8, no skip in progress). The zero-copy
+        path: a run is the file's bytes as read. Expanded, the parts are the events ``feed``
+        gives for the same bytes, and the counters move the same way."""
+        if self.grouping or self._utf16_be is not None or self._sniff or self.skipping:
+            cols = self.feed_columns(data, now_ns)
+            return [cols] if cols[0] else []
+        splitter = self.splitter
+        assert isinstance(splitter, LineSplitter)
+        texts, offsets, ends, run = splitter.feed_run(data)
+        parts: list[Columns | LineRun] = []
+        if texts:
+            parts.append((offsets, ends, texts))
+            self.emitted_end = ends[-1]
+        if run is not None:
+            parts.append(run)
+            self.emitted_end = run.end
+        self._after_feed(now_ns, parts)
+        return parts
+
+    def _after_feed(self, now_ns: int, parts: list[Columns | LineRun]) -> None:
+        """The partial line's clock, and a forced boundary reached (see ``feed_columns``)."""
+        self.partial_since_ns = now_ns if self.splitter.pending_bytes else None
+        if self.forced and self.splitter.next_offset >= self.forced[0]:
+            self.forced.pop(0)
+            events = self._flush_all(now_ns)
+            if events:
+                parts.append(
+                    ([e.offset for e in events], [e.end for e in events], [e.text for e in events])
+                )
 
     def feed_columns(self, data: bytes, now_ns: int) -> tuple[list[int], list[int], list[str]]:
         """``feed``, column-wise: the offsets, ends and texts of the completed events (no

@@ -12,6 +12,13 @@ collector with a full disk) waits before the next one, exponentially longer with
 until a batch is acknowledged again: a refusing collector sees a few attempts a second at first
 and one every ``backoff_s[1]`` later, never a tight loop.
 
+Batch versions: HELLO offers every version this side can build (``wharf.batch.VERSIONS``) and
+WELCOME says which the collector takes (an old collector says nothing, meaning version 1).
+``batch_version`` is the newest the current (or last) collector takes, for the caller to build
+in; a batch in a version the collector does not take is converted before it is written
+(``wharf.batch.convert``, in a worker thread): after a failover to an older collector, or for
+spooled batches built before one.
+
 Whether a NACK or a refused handshake is worth retrying is decided by the typed error rebuilt
 from its code (``wharf.errors.TABLE``), never by matching strings; the typed error is the
 ``__cause__`` of the ``DeliveryError`` a caller sees.
@@ -28,6 +35,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from wharf import batch as wb
 from wharf import protocol as wp
 from wharf.address import split_host_port
 from wharf.errors import RemoteError, Unavailable, UnexpectedFrame, WharfError
@@ -116,9 +124,16 @@ class Producer:
         self._failures = 0
         self._progress_at = time.monotonic()  # the last ack, or when batches became owed
         self._fatal: DeliveryError | None = None
+        # Batch versions the current (or last) collector takes, from its WELCOME.
+        self.batch_versions: tuple[int, ...] = wb.VERSIONS
 
     def __repr__(self) -> str:
         return f"<Producer {self.state} unacked={len(self._unacked)}>"
+
+    @property
+    def batch_version(self) -> int:
+        """The batch version to build in: the newest the collector takes."""
+        return max(self.batch_versions)
 
     async def start(self) -> None:
         """Start the connection task (``send`` starts it too)."""
@@ -266,7 +281,13 @@ class Producer:
         try:
             writer.write(
                 conn.send(
-                    wp.Hello(wp.PROTOCOL_VERSION, self.producer_id, self.token, self.client_name)
+                    wp.Hello(
+                        wp.PROTOCOL_VERSION,
+                        self.producer_id,
+                        self.token,
+                        self.client_name,
+                        wb.VERSIONS,
+                    )
                 )
             )
             while True:
@@ -284,6 +305,16 @@ class Producer:
                     err.retriable = cause.retriable  # a bad token is fatal; a full collector is not
                     raise err from cause
                 assert isinstance(event, wp.Welcome)
+                versions = tuple(v for v in event.batch_versions if v in wb.VERSIONS)
+                if not versions:
+                    err = DeliveryError(
+                        "the collector takes batch versions "
+                        f"{', '.join(map(str, event.batch_versions))}, this shipper builds "
+                        f"{', '.join(map(str, wb.VERSIONS))}"
+                    )
+                    err.retriable = True  # another collector of the list may take them
+                    raise err
+                self.batch_versions = versions
                 self.window = min(self.window, event.max_inflight)
                 return reader, writer, conn
         except BaseException:
@@ -296,7 +327,8 @@ class Producer:
         gen = self._generation
         # Everything unacknowledged goes again, first and in order.
         for p in list(self._unacked.values()):
-            self._write(writer, conn, p, gen)
+            if await self._fit(p):
+                self._write(writer, conn, p, gen)
         loop = asyncio.get_running_loop()
         # Whichever loop ends first ends the connection, and its error says why: a read error,
         # a NACK asking for a resend, or a batch the protocol refused to frame.
@@ -337,8 +369,29 @@ class Producer:
             p = await self._queue.get()
             if p.correlation_id not in self._unacked or p.generation == gen:
                 continue  # acked already, or resent on this connection at connect time
-            self._write(writer, conn, p, gen)
-            await writer.drain()
+            if await self._fit(p):
+                self._write(writer, conn, p, gen)
+                await writer.drain()
+
+    async def _fit(self, p: _Pending) -> bool:
+        """Make ``p``'s batch one of the versions the collector takes (a conversion in a worker
+        thread when it is not); ``False`` if it cannot be, its send then failed for good."""
+        if wb.version_of(p.batch) in self.batch_versions:
+            return True
+        version = self.batch_version
+        try:
+            p.batch = await asyncio.to_thread(wb.convert, p.batch, version)
+        except WharfError as exc:
+            self._unacked.pop(p.correlation_id, None)
+            if not p.future.done():
+                err = DeliveryError(
+                    f"batch {p.correlation_id} cannot be converted to version {version} "
+                    f"for this collector: {exc}"
+                )
+                err.__cause__ = exc
+                p.future.set_exception(err)
+            return False
+        return True
 
     async def _read_loop(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: wp.Connection

@@ -410,3 +410,66 @@ def test_a_code_from_a_newer_peer_keeps_the_flag_it_came_with() -> None:
     err = wp.Nack(1, "quota_exceeded", "slow down", True).to_error()
     assert isinstance(err, UnrecognizedError)
     assert (err.code, str(err), err.retriable) == ("quota_exceeded", "slow down", True)
+
+
+# -- batch versions in HELLO and WELCOME (see wharf.protocol's docstring) ----------------------
+
+
+class _OldHello(msgspec.Struct, frozen=True, array_like=True):
+    """HELLO as a peer from before batch version 2 defines it."""
+
+    version: int
+    producer_id: bytes
+    token: str = ""
+    client: str = ""
+
+
+class _OldWelcome(msgspec.Struct, frozen=True, array_like=True):
+    """WELCOME as a collector from before batch version 2 defines it."""
+
+    version: int
+    server: str
+    max_frame: int
+    max_inflight: int
+    heartbeat_s: float
+
+
+def test_hello_and_welcome_carry_the_batch_versions() -> None:
+    client, server = wp.Connection(wp.Role.CLIENT), wp.Connection(wp.Role.SERVER)
+    server.receive_data(client.send(wp.Hello(1, PID, "t", "c", wb.VERSIONS)))
+    hello = server.next_event()
+    assert isinstance(hello, wp.Hello) and hello.batch_versions == (1, 2)
+    client.receive_data(server.send(wp.Welcome(1, "s", wp.MAX_FRAME, 8, 15.0, (2,))))
+    welcome = client.next_event()
+    assert isinstance(welcome, wp.Welcome) and welcome.batch_versions == (2,)
+
+
+def test_an_old_peer_means_version_1_and_reads_our_frames() -> None:
+    """An old collector's WELCOME has no list: it decodes as (1,), so a new shipper builds
+    version 1 for it. An old collector decodes a new HELLO: the extra element is ignored."""
+    old_welcome = msgspec.msgpack.encode(_OldWelcome(1, "wharf-collector/0.1", 1 << 20, 8, 15.0))
+    client = wp.Connection(wp.Role.CLIENT)
+    client.send(wp.Hello(1, PID, batch_versions=wb.VERSIONS))
+    client.receive_data(
+        struct.pack(">IB", 1 + len(old_welcome), wp.FrameType.WELCOME) + old_welcome
+    )
+    welcome = client.next_event()
+    assert isinstance(welcome, wp.Welcome) and welcome.batch_versions == (1,)
+    new_hello = wp.Connection(wp.Role.CLIENT).send(wp.Hello(1, PID, "tok", "c", (1, 2)))
+    assert msgspec.msgpack.decode(new_hello[5:], type=_OldHello) == _OldHello(1, PID, "tok", "c")
+    old_hello = msgspec.msgpack.encode(_OldHello(1, PID, "tok"))
+    server = wp.Connection(wp.Role.SERVER)
+    server.receive_data(struct.pack(">IB", 1 + len(old_hello), wp.FrameType.HELLO) + old_hello)
+    hello = server.next_event()
+    assert isinstance(hello, wp.Hello) and hello.batch_versions == (1,)
+
+
+@pytest.mark.parametrize("versions", [(), (0,), (256,), (1, -1), tuple(range(1, 257))])
+def test_batch_versions_out_of_range_are_refused_both_ways(versions: tuple[int, ...]) -> None:
+    with pytest.raises(LocalError):
+        wp.Connection(wp.Role.CLIENT).send(wp.Hello(1, PID, batch_versions=versions))
+    payload = msgspec.msgpack.encode([1, PID, "", "", list(versions)])
+    server = wp.Connection(wp.Role.SERVER)
+    server.receive_data(struct.pack(">IB", 1 + len(payload), wp.FrameType.HELLO) + payload)
+    with pytest.raises(ProtocolError, match="batch_versions"):
+        server.next_event()

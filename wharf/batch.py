@@ -10,7 +10,7 @@ filling in the base offset and the append time (like a Kafka broker). Layout, bi
     16      4   length         bytes that follow this field (header rest + meta + payload)
     20      4   crc            CRC-32 of bytes [24, end of batch): everything below
     24      4   magic          b"WHRF"
-    28      1   version        1
+    28      1   version        1 or 2 (below)
     29      1   attributes     bit 0: some line holds a newline (a multiline event);
                                    other bits reserved, 0 (the only codec is zstd)
     30      4   record_count   1 .. MAX_RECORDS
@@ -40,19 +40,36 @@ Meta (uncompressed msgpack, so the collector reads it without decompressing anyt
 source spans ``(file_id, start, end)`` for exactly-once delivery, and the host and source
 dictionaries, so a search can skip a batch by host or source before decompressing it.
 
-Columns frame (msgpack of little-endian arrays): per-record ts minus ``min_ts``, host index,
-source index, level code, byte length of ``line``, file-id index, origin offset, byte length
-of the record's encoded fields. Lines frame: every ``line`` in UTF-8, joined with ``\\n``, so a
-search decompresses one blob and runs one pass over it. Fields frame: each non-empty record's
-``fields`` as msgpack, back to back; decompressed only for records that are returned.
+Lines frame (both versions): every ``line`` in UTF-8, joined with ``\\n``, so a search
+decompresses one blob and runs one pass over it. Unless ``attributes`` says some line holds a
+newline, the blob's newlines delimit the records and no length is stored.
+
+Version 1. Columns frame (msgpack of little-endian arrays, byte-shuffled): per-record ts
+minus the previous one (zigzag), host index, source index, level code, byte length of ``line``
+(multiline batches only), file-id index, origin offset (zigzag deltas), byte length of the
+record's encoded fields. Fields frame: each non-empty record's ``fields`` as a msgpack map,
+back to back.
+
+Version 2 (the shipper's zero-copy path; negotiated in HELLO, see ``wharf.protocol``).
+Same header, meta and lines frame. Two changes make a batch buildable from a file's bytes
+with a handful of C-level operations per chunk, and checkable without decoding every record:
+
+- the ``offset`` column holds each record's offset minus where the previous record's line
+  ended (its offset + its line's bytes + 1; 0 for the first record): 0 for every line that
+  follows the previous one in its file, so a chunk of ``n`` lines is one number and ``n - 1``
+  zeros, and its line lengths are never computed (a reader has them from the blob);
+- the fields frame is columnar (``wharf._fields``): field names, key sequences ("shapes"),
+  each record's shape, and one typed column per name. There is no ``fields_len`` column.
+
+A reader takes both versions (``VERSIONS``); ``build`` writes version 2 unless told
+otherwise, and ``convert`` rewrites a batch into the other version, records unchanged (a
+shipper does so for a collector that announces only version 1).
 """
 
 from __future__ import annotations
 
 import operator
 import struct
-import sys
-import threading
 import zlib
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
@@ -62,289 +79,111 @@ from typing import Any, Final
 import msgspec
 import zstandard
 
+from parsers import FieldColumns
+from wharf._build import Part, Run, build, build_parts
+from wharf._columns import from_le, undo_zigzag_deltas, unzigzag
+from wharf._fields import FieldsReader
+from wharf._layout import (
+    ATTR_MULTILINE,
+    CRC_START,
+    HEADER,
+    HEADER_SIZE,
+    KNOWN_ATTRS,
+    LEVEL_NAME,
+    MAGIC,
+    MAX_BATCH_BYTES,
+    MAX_COLUMNS_BYTES,
+    MAX_DICT_ENTRIES,
+    MAX_FIELDS_BYTES,
+    MAX_LINES_BYTES,
+    MAX_META_BYTES,
+    MAX_RECORDS,
+    PREFIX_SIZE,
+    VERSION,
+    VERSION_AT,
+    VERSIONS,
+    Columns,
+    ColumnsV2,
+    Span,
+    cols_dec,
+    cols_v2_dec,
+    dctx,
+    meta_dec,
+    meta_enc,
+)
 from wharf.errors import BatchTooLarge, CorruptBatch, InvalidArgument
-from wharf.record import LEVELS, Record
+from wharf.record import Record
 
-MAGIC: Final = b"WHRF"
-VERSION: Final = 1
+__all__ = [
+    "ATTR_MULTILINE",
+    "HEADER",
+    "HEADER_SIZE",
+    "MAGIC",
+    "MAX_BATCH_BYTES",
+    "MAX_COLUMNS_BYTES",
+    "MAX_DICT_ENTRIES",
+    "MAX_FIELDS_BYTES",
+    "MAX_LINES_BYTES",
+    "MAX_META_BYTES",
+    "MAX_RECORDS",
+    "PREFIX_SIZE",
+    "VERSION",
+    "VERSIONS",
+    "Batch",
+    "FieldColumns",
+    "Header",
+    "Part",
+    "Run",
+    "Span",
+    "build",
+    "build_parts",
+    "convert",
+    "iter_batches",
+    "peek_length",
+    "read",
+    "read_header",
+    "version_of",
+    "with_offset",
+]
 
-HEADER: Final = struct.Struct(">qqII4sBBIqq16sqIIIIIII")
-HEADER_SIZE: Final = HEADER.size
-PREFIX_SIZE: Final = 20  # base_offset + append_ms + length: what precedes the checked bytes
-_CRC_START: Final = 24  # first byte after the crc field
 _BASE_OFFSET = struct.Struct(">qq")
-
-# Limits. A batch is built by a shipper from at most a few seconds of one host's logs; these
-# bounds keep one batch's memory on the collector small enough that many can be in flight.
-MAX_RECORDS: Final = 1 << 20  # 1,048,576: far above any sane linger, low enough to bound arrays
-MAX_LINES_BYTES: Final = 64 << 20  # 64 MiB of text: a batch of max-size lines still fits
-MAX_FIELDS_BYTES: Final = 64 << 20  # parsed fields roughly mirror the text
-MAX_COLUMNS_BYTES: Final = 48 * MAX_RECORDS  # 8 arrays of <= 8 bytes per record, with room
-MAX_META_BYTES: Final = 1 << 20  # spans + dictionaries; thousands of files still fit
-MAX_BATCH_BYTES: Final = 80 << 20  # compressed: nobody compresses worse than ~1:1 plus framing
-MAX_DICT_ENTRIES: Final = 1 << 16  # distinct hosts or sources or file ids in one batch
-
-ATTR_MULTILINE: Final = 0x01  # some record's line contains "\n"
-_KNOWN_ATTRS: Final = ATTR_MULTILINE
-
-_LEVEL_CODE: Final = {name: i + 1 for i, name in enumerate(LEVELS)}
-_LEVEL_NAME: Final[tuple[str | None, ...]] = (None, *LEVELS)
-_LITTLE = sys.byteorder == "little"
 _PLUS_ONE: Final = (1).__add__
-
-
-class Span(msgspec.Struct, array_like=True, frozen=True):
-    """Bytes ``[start, end)`` of file ``file_id`` that the batch carries (exactly-once)."""
-
-    file_id: str
-    start: int
-    end: int
-
-
-class _Meta(msgspec.Struct, array_like=True):
-    spans: list[Span]
-    hosts: list[str]
-    sources: list[str]
-
-
-class _Columns(msgspec.Struct, array_like=True):
-    ts: bytes  # zigzag deltas from the previous ts (the first from min_ts), shuffled uint64
-    host: bytes  # uint32 index into meta.hosts
-    source: bytes  # uint32 index into meta.sources
-    level: bytes  # one code per record: 0 none, 1.. LEVELS
-    line_len: bytes  # uint32 byte length of each line; empty unless ATTR_MULTILINE
-    file: bytes  # uint32 index into file_ids
-    offset: bytes  # zigzag deltas of the origin offsets, shuffled uint64
-    fields_len: bytes  # uint32 byte length of each record's encoded fields (0: empty)
-    file_ids: list[str]
-
-
-_meta_enc = msgspec.msgpack.Encoder()
-_meta_dec = msgspec.msgpack.Decoder(_Meta)
-_cols_dec = msgspec.msgpack.Decoder(_Columns)
-_fields_enc = msgspec.msgpack.Encoder()
+_I64_END: Final = 1 << 63
+_U64: Final = (1 << 64) - 1
+# Kept under their old names: bench/collector.py rewrites a meta section with them.
+_meta_enc = meta_enc
+_meta_dec = meta_dec
 _fields_dec = msgspec.msgpack.Decoder(dict[str, Any])
 _fields_list_dec = msgspec.msgpack.Decoder(list[dict[str, Any]])
-_local = threading.local()
-
-
-def _cctx(level: int) -> Any:
-    key = f"c{level}"
-    ctx = getattr(_local, key, None)
-    if ctx is None:
-        ctx = zstandard.ZstdCompressor(level=level, write_content_size=True)
-        setattr(_local, key, ctx)
-    return ctx
-
-
-def _dctx() -> Any:
-    ctx = getattr(_local, "d", None)
-    if ctx is None:
-        ctx = zstandard.ZstdDecompressor()
-        _local.d = ctx
-    return ctx
-
-
-def _le(typecode: str, values: Iterable[int]) -> bytes:
-    """Little-endian array bytes, byte-shuffled: all first bytes, then all second bytes...
-
-    Shuffling puts the mostly-zero high bytes of small numbers next to each other, so zstd
-    squeezes a column of lengths or deltas to a fraction of a byte per record (as Blosc and
-    Parquet's byte-stream-split do).
-    """
-    arr = array(typecode, values)
-    if not _LITTLE:
-        arr.byteswap()
-    raw = arr.tobytes()
-    width = arr.itemsize
-    if width == 1:
-        return raw
-    return b"".join(raw[k::width] for k in range(width))
-
-
-def _from_le(typecode: str, data: bytes, count: int, what: str) -> array[int]:
-    arr: array[int] = array(typecode)
-    width = arr.itemsize
-    if len(data) != count * width:
-        raise CorruptBatch(f"column {what} has {len(data)} bytes, expected {count * width}")
-    if width > 1:
-        raw = bytearray(len(data))
-        for k in range(width):
-            raw[k::width] = data[k * count : (k + 1) * count]
-        data = bytes(raw)
-    arr.frombytes(data)
-    if not _LITTLE:
-        arr.byteswap()
-    return arr
-
-
-_U64: Final = (1 << 64) - 1
-
-
-def _zigzag_deltas(values: Sequence[int], first: int) -> list[int]:
-    """Differences from the previous value (the first from ``first``), zigzag-encoded in 64
-    bits: ascending timestamps or offsets become small, repetitive numbers."""
-    if not values:
-        return []
-    prevs = [first, *values[:-1]]
-    deltas = list(map(operator.sub, values, prevs))
-    if min(deltas) >= -(1 << 63) and max(deltas) < (1 << 63):
-        # No wrap needed: zigzag of an int64 d is 2d (d >= 0) or -2d - 1 (d < 0).
-        return [d + d if d >= 0 else -d - d - 1 for d in deltas]
-    out: list[int] = []
-    for raw in deltas:
-        d = ((raw + (1 << 63)) & _U64) - (1 << 63)  # wrap into int64
-        out.append(((d << 1) ^ (d >> 63)) & _U64)
-    return out
-
-
-def _undo_zigzag_deltas(codes: Iterable[int], first: int) -> list[int]:
-    out: list[int] = []
-    prev = first
-    for z in codes:
-        prev = ((prev + ((z >> 1) ^ -(z & 1)) + (1 << 63)) & _U64) - (1 << 63)
-        out.append(prev)
-    return out
-
-
-def _levels(records: Sequence[Record]) -> bytes:
-    levels = [r.level for r in records]
-    if levels.count(None) == len(levels):
-        return bytes(len(levels))
-    return bytes(_LEVEL_CODE.get(lv, 0) if lv else 0 for lv in levels)
-
-
-class _Dict:
-    """Dictionary encoder: value -> small index, in first-seen order."""
-
-    __slots__ = ("index", "values")
-
-    def __init__(self) -> None:
-        self.index: dict[str, int] = {}
-        self.values: list[str] = []
-
-    def codes(self, values: list[str]) -> list[int]:
-        """``code`` of each value; one dictionary look-up when they are all the same."""
-        if values and values.count(values[0]) == len(values):
-            return [self.code(values[0])] * len(values)
-        return [self.code(v) for v in values]
-
-    def code(self, value: str) -> int:
-        i = self.index.get(value)
-        if i is None:
-            i = self.index[value] = len(self.values)
-            self.values.append(value)
-        return i
-
-
-def build(
-    records: Sequence[Record],
-    *,
-    producer_id: bytes = bytes(16),
-    producer_seq: int = 0,
-    spans: Sequence[Span] = (),
-    level: int = 3,
-) -> bytes:
-    """Encode ``records`` into a batch (base offset -1, append time 0).
-
-    Raises ``InvalidArgument`` for an empty batch or a malformed producer id, and
-    ``BatchTooLarge`` when a limit is exceeded.
-    """
-    n = len(records)
-    if n == 0:
-        raise InvalidArgument("a batch needs at least one record")
-    if n > MAX_RECORDS:
-        raise BatchTooLarge(f"{n} records exceed MAX_RECORDS={MAX_RECORDS}")
-    if len(producer_id) != 16:
-        raise InvalidArgument(f"producer_id must be 16 bytes, got {len(producer_id)}")
-    hosts, sources, files = _Dict(), _Dict(), _Dict()
-    ts_list = [r.ts for r in records]
-    min_ts, max_ts = min(ts_list), max(ts_list)
-    if min_ts < -(2**63) or max_ts >= 2**63:
-        raise InvalidArgument(f"record ts outside the 64-bit range: {min_ts}..{max_ts}")
-    lines = [r.line for r in records]
-    lines_raw = "\n".join(lines).encode("utf-8", "surrogatepass")
-    attrs = ATTR_MULTILINE if lines_raw.count(b"\n") != n - 1 else 0
-    # Line lengths are only stored when some line holds a newline; otherwise the newlines of
-    # the blob delimit the records and the column would be ~5% of the batch for nothing.
-    line_len = (
-        [len(s) if s.isascii() else len(s.encode("utf-8", "surrogatepass")) for s in lines]
-        if attrs
-        else []
-    )
-    field_blobs: list[bytes] = []
-    fields_len: list[int] = []
-    for r in records:
-        if r.fields:
-            blob = _fields_enc.encode(r.fields)
-            field_blobs.append(blob)
-            fields_len.append(len(blob))
-        else:
-            fields_len.append(0)
-    try:
-        cols = _Columns(
-            ts=_le("Q", _zigzag_deltas(ts_list, min_ts)),
-            host=_le("I", hosts.codes([r.host for r in records])),
-            source=_le("I", sources.codes([r.source for r in records])),
-            level=_levels(records),
-            line_len=_le("I", line_len),
-            file=_le("I", files.codes([r.file_id for r in records])),
-            offset=_le("Q", _zigzag_deltas([r.offset for r in records], 0)),
-            fields_len=_le("I", fields_len),
-            file_ids=files.values,
-        )
-    except OverflowError as exc:
-        raise InvalidArgument(f"a record value is out of range: {exc}") from exc
-    if max(len(hosts.values), len(sources.values), len(files.values)) > MAX_DICT_ENTRIES:
-        raise BatchTooLarge(f"more than MAX_DICT_ENTRIES={MAX_DICT_ENTRIES} distinct values")
-    fields_raw = b"".join(field_blobs)
-    if len(lines_raw) > MAX_LINES_BYTES:
-        raise BatchTooLarge(f"{len(lines_raw)} bytes of lines exceed MAX_LINES_BYTES")
-    if len(fields_raw) > MAX_FIELDS_BYTES:
-        raise BatchTooLarge(f"{len(fields_raw)} bytes of fields exceed MAX_FIELDS_BYTES")
-    meta = _meta_enc.encode(_Meta(list(spans), hosts.values, sources.values))
-    if len(meta) > MAX_META_BYTES:
-        raise BatchTooLarge(f"{len(meta)} bytes of meta exceed MAX_META_BYTES")
-    cols_raw = msgspec.msgpack.encode(cols)
-    cctx = _cctx(level)
-    cols_z = cctx.compress(cols_raw)
-    lines_z = cctx.compress(lines_raw)
-    fields_z = cctx.compress(fields_raw) if fields_raw else b""
-    body = b"".join((meta, cols_z, lines_z, fields_z))
-    fixed = HEADER.pack(
-        -1,
-        0,
-        0,
-        0,
-        MAGIC,
-        VERSION,
-        attrs,
-        n,
-        min_ts,
-        max_ts,
-        producer_id,
-        producer_seq,
-        len(meta),
-        len(cols_z),
-        len(cols_raw),
-        len(lines_z),
-        len(lines_raw),
-        len(fields_z),
-        len(fields_raw),
-    )
-    length = HEADER_SIZE - PREFIX_SIZE + len(body)
-    if HEADER_SIZE + len(body) > MAX_BATCH_BYTES:
-        raise BatchTooLarge(f"{HEADER_SIZE + len(body)} bytes exceed MAX_BATCH_BYTES")
-    crc = zlib.crc32(body, zlib.crc32(fixed[_CRC_START:]))
-    head = bytearray(fixed)
-    struct.pack_into(">I", head, 16, length)
-    struct.pack_into(">I", head, 20, crc)
-    return bytes(head) + body
+_CRC_START = CRC_START
 
 
 def with_offset(batch: bytes | bytearray, base_offset: int, append_ms: int) -> bytes:
     """Return ``batch`` with the collector-assigned base offset and append time filled in."""
     return _BASE_OFFSET.pack(base_offset, append_ms) + bytes(batch[16:])
+
+
+def version_of(batch: bytes | bytearray | memoryview) -> int:
+    """The version byte of a batch (0 if it is too short to have one); nothing is checked."""
+    return batch[VERSION_AT] if len(batch) > VERSION_AT else 0
+
+
+def convert(batch: bytes, version: int) -> bytes:
+    """``batch`` in ``version``, with the same records, spans and producer (``batch`` itself
+    when it is in that version already). ``CorruptBatch`` if it cannot be read,
+    ``InvalidArgument`` for an unknown version."""
+    if version not in VERSIONS:
+        raise InvalidArgument(f"cannot build batch version {version} (known: 1, 2)")
+    if version_of(batch) == version:
+        return batch
+    b = Batch(batch)
+    return build(
+        b.records(),
+        producer_id=b.header.producer_id,
+        producer_seq=b.header.producer_seq,
+        spans=b.spans,
+        version=version,
+    )
 
 
 class Header(msgspec.Struct, frozen=True, gc=False):
@@ -367,6 +206,7 @@ class Header(msgspec.Struct, frozen=True, gc=False):
     fields_clen: int
     fields_ulen: int
     crc: int
+    version: int = 1
 
     @property
     def size(self) -> int:
@@ -414,9 +254,9 @@ def read_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> Header:
     ) = HEADER.unpack_from(buf, pos)
     if magic != MAGIC:
         raise CorruptBatch(f"bad magic {bytes(magic)!r}, expected {MAGIC!r}")
-    if version != VERSION:
+    if version not in VERSIONS:
         raise CorruptBatch(f"unsupported batch version {version}")
-    if attrs & ~_KNOWN_ATTRS:
+    if attrs & ~KNOWN_ATTRS:
         raise CorruptBatch(f"unknown attributes {attrs:#04x}")
     if not 0 < count <= MAX_RECORDS:
         raise CorruptBatch(f"record count {count} outside 1..{MAX_RECORDS}")
@@ -451,6 +291,7 @@ def read_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> Header:
         fields_clen,
         fields_ulen,
         crc,
+        version,
     )
 
 
@@ -474,12 +315,24 @@ def _decompress(data: bytes | memoryview, expected: int, what: str) -> bytes:
     if declared != expected:
         raise CorruptBatch(f"{what} frame declares {declared} bytes, header says {expected}")
     try:
-        out: bytes = _dctx().decompress(data)
+        out: bytes = dctx().decompress(data)
     except zstandard.ZstdError as exc:
         raise CorruptBatch(f"{what} frame: {exc}") from exc
     if len(out) != expected:
         raise CorruptBatch(f"{what} frame gave {len(out)} bytes, header says {expected}")
     return out
+
+
+_SIZES_V1: Final = (
+    ("ts", 8),
+    ("host", 4),
+    ("source", 4),
+    ("level", 1),
+    ("file", 4),
+    ("offset", 8),
+    ("fields_len", 4),
+)
+_SIZES_V2: Final = (("ts", 8), ("host", 4), ("source", 4), ("level", 1), ("file", 4), ("offset", 8))
 
 
 class Batch:
@@ -493,6 +346,7 @@ class Batch:
         "_buf",
         "_cols",
         "_fields",
+        "_fields_reader",
         "_lines",
         "_meta",
         "_stops",
@@ -505,12 +359,12 @@ class Batch:
             if len(buf) != h.size:
                 raise CorruptBatch(f"batch has {len(buf)} bytes, header says {h.size}")
             if verify:
-                crc = zlib.crc32(memoryview(buf)[_CRC_START:])
+                crc = zlib.crc32(memoryview(buf)[CRC_START:])
                 if crc != h.crc:
                     raise CorruptBatch(f"checksum mismatch (stored {h.crc:#010x}, got {crc:#010x})")
             pos = HEADER_SIZE
             try:
-                meta = _meta_dec.decode(memoryview(buf)[pos : pos + h.meta_len])
+                meta = meta_dec.decode(memoryview(buf)[pos : pos + h.meta_len])
             except (msgspec.DecodeError, ValueError) as exc:
                 raise CorruptBatch(f"meta section: {exc}") from exc
         except CorruptBatch as exc:
@@ -520,9 +374,10 @@ class Batch:
         self.header = h
         self._buf = buf
         self._meta = meta
-        self._cols: _Columns | None = None
+        self._cols: Columns | ColumnsV2 | None = None
         self._lines: bytes | None = None
         self._fields: bytes | None = None
+        self._fields_reader: FieldsReader | None = None
         self._stops: list[int] | None = None
 
     # -- header and meta ------------------------------------------------------------------
@@ -531,6 +386,11 @@ class Batch:
     def raw(self) -> bytes:
         """The batch bytes as stored."""
         return self._buf
+
+    @property
+    def version(self) -> int:
+        """The format version (1 or 2)."""
+        return self.header.version
 
     @property
     def spans(self) -> list[Span]:
@@ -563,21 +423,21 @@ class Batch:
         start = HEADER_SIZE + h.meta_len + sum(sizes[:index])
         return memoryview(self._buf)[start : start + sizes[index]]
 
-    def columns(self) -> _Columns:
+    def columns(self) -> Columns | ColumnsV2:
         """Decode the columns frame and check it against the header."""
         if self._cols is None:
             h = self.header
             raw = _decompress(self._frame(0), h.cols_ulen, "columns")
             try:
-                cols = _cols_dec.decode(raw)
+                cols: Columns | ColumnsV2 = (cols_dec if h.version == 1 else cols_v2_dec).decode(
+                    raw
+                )
             except (msgspec.DecodeError, ValueError) as exc:
                 raise CorruptBatch(f"columns: {exc}") from exc
             n = h.record_count
-            for name, size in (
-                ("ts", 8), ("host", 4), ("source", 4), ("level", 1),
-                ("line_len", 4 if h.attributes & ATTR_MULTILINE else 0),
-                ("file", 4), ("offset", 8), ("fields_len", 4),
-            ):  # fmt: skip
+            sizes = _SIZES_V1 if h.version == 1 else _SIZES_V2
+            line_len = 4 if h.attributes & ATTR_MULTILINE else 0
+            for name, size in (*sizes, ("line_len", line_len)):
                 got = len(getattr(cols, name))
                 if got != n * size:
                     raise CorruptBatch(f"column {name} has {got} bytes for {n} records")
@@ -601,7 +461,7 @@ class Batch:
             if self.flat:
                 lens: Iterable[int] = map(len, self._flat_lines())
             else:
-                lens = _from_le("I", self.columns().line_len, n, "line_len")
+                lens = from_le("I", self.columns().line_len, n, "line_len")
             stops = list(accumulate(map(_PLUS_ONE, lens)))
             if stops[-1] - 1 != self.header.lines_ulen:
                 raise CorruptBatch(
@@ -628,81 +488,133 @@ class Batch:
 
     def timestamps(self) -> list[int]:
         """Each record's ts."""
-        codes = _from_le("Q", self.columns().ts, self.header.record_count, "ts")
-        return _undo_zigzag_deltas(codes, self.header.min_ts)
+        codes = from_le("Q", self.columns().ts, self.header.record_count, "ts")
+        return undo_zigzag_deltas(codes, self.header.min_ts)
 
     def host_indexes(self) -> array[int]:
         """Each record's index into ``hosts``."""
-        return _from_le("I", self.columns().host, self.header.record_count, "host")
+        return from_le("I", self.columns().host, self.header.record_count, "host")
 
     def source_indexes(self) -> array[int]:
         """Each record's index into ``sources``."""
-        return _from_le("I", self.columns().source, self.header.record_count, "source")
+        return from_le("I", self.columns().source, self.header.record_count, "source")
+
+    def offsets(self) -> list[int]:
+        """Each record's origin offset."""
+        n = self.header.record_count
+        codes = from_le("Q", self.columns().offset, n, "offset")
+        if self.header.version == 1:
+            return undo_zigzag_deltas(codes, 0)
+        # offset[i] = the deltas up to i + where line i - 1 ended, in the blob's terms.
+        starts = [0, *self.line_stops()[:-1]]
+        out = list(map(operator.add, accumulate(unzigzag(codes)), starts))
+        if min(out) < -_I64_END or max(out) >= _I64_END:
+            out = [((o + _I64_END) & _U64) - _I64_END for o in out]
+        return out
+
+    def _lines_list(self) -> list[bytes]:
+        if self.flat:
+            return self._flat_lines()
+        blob, stops = self.lines_blob(), self.line_stops()
+        return [blob[a:b] for a, b in zip([0, *stops], [s - 1 for s in stops], strict=False)]
+
+    def _field_dicts(self, idx: Sequence[int]) -> list[dict[str, Any]]:
+        """The fields of the records at ``idx`` (both versions)."""
+        h = self.header
+        if not h.fields_ulen:
+            return [{} for _ in idx]
+        if h.version == 2:
+            reader = self._fields_v2()
+            return reader.at(idx) if len(idx) < h.record_count else reader.all()
+        flen = from_le("I", self.columns().fields_len, h.record_count, "fields_len")  # type: ignore[union-attr]
+        at = self._fields_positions(flen)
+        blob = memoryview(self._fields_blob())
+        out: list[dict[str, Any]] = []
+        for i in idx:
+            fl = flen[i]
+            out.append(_fields_dec.decode(blob[at[i] : at[i] + fl]) if fl else {})
+        return out
 
     def records(self, indexes: Iterable[int] | None = None) -> list[Record]:
         """Materialize the records at ``indexes`` (all by default), in the order given."""
         n = self.header.record_count
-        idx: Iterable[int] = range(n) if indexes is None else indexes
+        idx: Sequence[int] = range(n) if indexes is None else list(indexes)
         cols = self.columns()
-        if self.flat:
-            lines = self._flat_lines()
-        else:
-            blob, stops = self.lines_blob(), self.line_stops()
-            lines = [blob[a:b] for a, b in zip([0, *stops], [s - 1 for s in stops], strict=False)]
-        ts = self.timestamps()
-        host = _from_le("I", cols.host, n, "host")
-        source = _from_le("I", cols.source, n, "source")
-        file = _from_le("I", cols.file, n, "file")
-        offset = _undo_zigzag_deltas(_from_le("Q", cols.offset, n, "offset"), 0)
-        flen = _from_le("I", cols.fields_len, n, "fields_len")
-        levels = cols.level
-        hosts, sources, files = self._meta.hosts, self._meta.sources, cols.file_ids
-        fields_at = self._fields_positions(flen)
-        fields_blob = self._fields_blob() if self.header.fields_ulen else b""
-        out: list[Record] = []
         try:
-            for i in idx:
-                fl = flen[i]
-                if fl:
-                    fp = fields_at[i]
-                    fields = _fields_dec.decode(memoryview(fields_blob)[fp : fp + fl])
-                else:
-                    fields = {}
-                out.append(
-                    Record(
-                        ts=ts[i],
-                        line=lines[i].decode("utf-8", "surrogatepass"),
-                        host=hosts[host[i]],
-                        source=sources[source[i]],
-                        fields=fields,
-                        level=_LEVEL_NAME[levels[i]],
-                        file_id=files[file[i]],
-                        offset=offset[i],
-                    )
+            lines = self._lines_list()
+            ts = self.timestamps()
+            host = from_le("I", cols.host, n, "host")
+            source = from_le("I", cols.source, n, "source")
+            file = from_le("I", cols.file, n, "file")
+            offset = self.offsets()
+            levels = cols.level
+            hosts, sources, files = self._meta.hosts, self._meta.sources, cols.file_ids
+            if idx and (min(idx) < -n or max(idx) >= n):
+                raise IndexError("record index out of range")
+            fields = self._field_dicts(idx)
+            return [
+                Record(
+                    ts=ts[i],
+                    line=lines[i].decode("utf-8", "surrogatepass"),
+                    host=hosts[host[i]],
+                    source=sources[source[i]],
+                    fields=f,
+                    level=LEVEL_NAME[levels[i]],
+                    file_id=files[file[i]],
+                    offset=offset[i],
                 )
+                for i, f in zip(idx, fields, strict=True)
+            ]
         except (IndexError, UnicodeDecodeError, msgspec.DecodeError, ValueError) as exc:
             raise CorruptBatch(f"record payload: {exc}") from exc
-        return out
 
     def validate(self) -> None:
-        """Decode everything once and check it (a collector does this before storing a batch
-        from the network, so readers can trust what is on disk)."""
+        """Check everything a reader relies on (a collector does this before storing a batch
+        from the network, so readers can trust what is on disk), without materializing records.
+
+        Lines: the blob is UTF-8 and, for a flat batch, holds exactly ``count - 1`` newlines
+        (one C-level count; multiline batches check their length column). Columns: sizes, and
+        every index within its dictionary. Fields: version 1 decodes every map; version 2
+        checks the columnar structure, decodes each string column's blob once and decodes only
+        the untyped columns (``wharf._fields``).
+        """
         n = len(self)
         blob = self.lines_blob()
-        self.line_stops()
-        if self.flat != (blob.count(b"\n") == n - 1):
-            raise CorruptBatch("attributes disagree with the lines about embedded newlines")
+        newlines = blob.count(b"\n")
+        if self.flat:
+            if newlines != n - 1:
+                raise CorruptBatch(
+                    f"{newlines + 1} lines in the blob for {n} records "
+                    "(the batch says no line holds a newline)"
+                )
+        else:
+            self.line_stops()
+            if newlines == n - 1:
+                raise CorruptBatch("attributes disagree with the lines about embedded newlines")
+        if not blob.isascii():
+            try:
+                blob.decode("utf-8", "surrogatepass")
+            except UnicodeDecodeError as exc:
+                raise CorruptBatch(f"lines: {exc}") from exc
         cols = self.columns()
         for name, limit in (
             ("host", len(self.hosts)),
             ("source", len(self.sources)),
             ("file", len(cols.file_ids)),
         ):
-            if max(_from_le("I", getattr(cols, name), n, name)) >= limit:
+            data = getattr(cols, name)
+            # All zeros (one host, one source, one file: the common case) needs no decoding.
+            if not limit or (
+                data.count(0) != len(data) and max(from_le("I", data, n, name)) >= limit
+            ):
                 raise CorruptBatch(f"column {name} points past its dictionary of {limit}")
-        if cols.level and max(cols.level) >= len(_LEVEL_NAME):
+        if cols.level and max(cols.level) >= len(LEVEL_NAME):
             raise CorruptBatch("unknown level code")
-        flen = _from_le("I", cols.fields_len, n, "fields_len")
+        if self.header.version == 2:
+            if self.header.fields_ulen:
+                self._fields_v2().validate()
+            return
+        flen = from_le("I", cols.fields_len, n, "fields_len")  # type: ignore[union-attr]
         self._fields_positions(flen)
         present = sum(1 for x in flen if x)
         if present:
@@ -716,6 +628,11 @@ class Batch:
         if self._fields is None:
             self._fields = _decompress(self._frame(2), self.header.fields_ulen, "fields")
         return self._fields
+
+    def _fields_v2(self) -> FieldsReader:
+        if self._fields_reader is None:
+            self._fields_reader = FieldsReader(self._fields_blob(), self.header.record_count)
+        return self._fields_reader
 
     def _fields_positions(self, flen: array[int]) -> list[int]:
         if not self.header.fields_ulen:

@@ -11,14 +11,20 @@ Frames::
 A conversation::
 
     client                      server
-    HELLO(version, token, id) →
-                              ← WELCOME(version, limits)   or ERROR, then close
+    HELLO(version, token, id, batch versions) →
+                              ← WELCOME(version, limits, batch versions)   or ERROR, then close
     PRODUCE(corr 1, batch)    →
     PRODUCE(corr 2, batch)    →                            (several in flight)
                               ← ACK(corr 1, partition, base offset)
                               ← NACK(corr 2, code, retriable)
     PING                      →
                               ← PONG
+
+Batch versions are negotiated without a new protocol version: HELLO and WELCOME each end with
+an optional list of the batch versions (``wharf.batch``) the sender can send or take. A peer
+from before batch version 2 neither sends the list (it decodes as ``(1,)``) nor reads it (msgpack
+arrays may carry more trailing elements than a struct knows; they are ignored), so a new shipper
+learns from an old collector's WELCOME to send version 1, and an old shipper is told (1,).
 
 Every frame has a size limit, enforced from its length prefix before its bytes are buffered.
 Until the handshake completes the limit is small (``HANDSHAKE_MAX_FRAME``), so a peer that has
@@ -118,22 +124,28 @@ class FrameType(IntEnum):
 
 
 class Hello(msgspec.Struct, frozen=True, array_like=True):
-    """Client → server, first frame: who I am and my token."""
+    """Client → server, first frame: who I am, my token, and the batch versions I can send."""
 
     version: int
     producer_id: bytes  # 16 bytes: the shipper's stable id, also in every batch header
     token: str = ""
     client: str = ""  # free text, e.g. "wharf-shipper/0.1 host=web-1"
+    # Batch format versions this client can send (see ``wharf.batch``). A client from before
+    # version 2 sends no such field: (1,) is what it means.
+    batch_versions: tuple[int, ...] = (1,)
 
 
 class Welcome(msgspec.Struct, frozen=True, array_like=True):
-    """Server → client: accepted, with the limits to respect."""
+    """Server → client: accepted, with the limits to respect and the batch versions to use."""
 
     version: int
     server: str
     max_frame: int
     max_inflight: int
     heartbeat_s: float
+    # Batch versions this server takes from this client: those of the HELLO it can read. A
+    # server from before version 2 sends no such field: (1,) is what it means.
+    batch_versions: tuple[int, ...] = (1,)
 
 
 class Error(msgspec.Struct, frozen=True, array_like=True):
@@ -391,6 +403,11 @@ class Connection:
             raise BadFrame(f"malformed {ftype.name} frame: {exc}") from exc
         if isinstance(event, Hello) and len(event.producer_id) != 16:
             raise BadFrame("HELLO producer_id must be 16 bytes")
+        if isinstance(event, Hello | Welcome) and not _batch_versions_ok(event.batch_versions):
+            raise BadFrame(
+                f"{ftype.name} batch_versions must list 1 to 255 versions in 1..255, "
+                f"got {list(event.batch_versions)[:8]}"
+            )
         return event
 
     # -- sending --------------------------------------------------------------------------
@@ -435,6 +452,8 @@ class Connection:
             raise LocalProtocolError("WELCOME before the peer's HELLO")
         if isinstance(event, Hello) and len(event.producer_id) != 16:
             raise LocalProtocolError("HELLO producer_id must be 16 bytes")
+        if isinstance(event, Hello | Welcome) and not _batch_versions_ok(event.batch_versions):
+            raise LocalProtocolError(f"{ftype.name} batch_versions must list versions in 1..255")
         if isinstance(event, Produce):
             data = _encode_produce(event)
         else:
@@ -452,6 +471,11 @@ class Connection:
     def close(self) -> None:
         """Mark the connection closed (after sending or receiving ERROR, or on I/O end)."""
         self.state = State.CLOSED
+
+
+def _batch_versions_ok(versions: tuple[int, ...]) -> bool:
+    """A list of batch versions a peer may announce: 1 to 255 versions, each a byte."""
+    return 0 < len(versions) < 256 and all(0 < v < 256 for v in versions)
 
 
 def _encode_produce(event: Produce) -> bytes:

@@ -65,8 +65,20 @@ def assert_exactly_once(found: list[int], expected: Iterable[int]) -> None:
     missing = sorted(want - set(counts))
     extra = sorted(set(counts) - want)
     assert not dup, f"{len(dup)} numbers stored more than once, e.g. {dup[:10]}"
-    assert not missing, f"{len(missing)} numbers missing, e.g. {missing[:10]}"
+    assert not missing, f"{len(missing)} numbers missing, in runs {_runs(missing)[:10]}"
     assert not extra, f"{len(extra)} unexpected numbers, e.g. {extra[:10]}"
+
+
+def _runs(numbers: list[int]) -> list[tuple[int, int]]:
+    """Sorted numbers as (first, last) runs of consecutive ones: a loss reads as whole files,
+    batches or lines at a glance."""
+    out: list[tuple[int, int]] = []
+    for n in numbers:
+        if out and out[-1][1] == n - 1:
+            out[-1] = (out[-1][0], n)
+        else:
+            out.append((n, n))
+    return out
 
 
 def proc_rss_peak_kb(pid: int) -> int:
