@@ -132,36 +132,50 @@ class Attack:
 
     def _connect(self, port: int, rcvbuf: int | None = None) -> socket.socket:
         sock = socket.socket()
-        if rcvbuf is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        sock.settimeout(10)
         try:
+            if rcvbuf is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.settimeout(10)
             sock.connect(("127.0.0.1", port))
         except OSError:
             sock.close()
             raise
         return sock
 
-    def _idle_http(self) -> socket.socket:
-        sock = self._connect(self.http_port)
-        sock.sendall(b"GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    def _sent(self, port: int, data: bytes, rcvbuf: int | None = None) -> socket.socket:
+        """A connected socket that has sent ``data`` (closed if the send fails: a socket
+        dropped unclosed is a ResourceWarning that fails the test that ran the attack)."""
+        sock = self._connect(port, rcvbuf)
+        try:
+            sock.sendall(data)
+        except BaseException:
+            sock.close()
+            raise
         return sock
+
+    def _idle_http(self) -> socket.socket:
+        return self._sent(self.http_port, b"GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Slow: ")
 
     def _stalled_search(self) -> socket.socket:
-        sock = self._connect(self.http_port, rcvbuf=4096)
-        sock.sendall(b"GET /v1/search HTTP/1.1\r\nHost: x\r\n\r\n")
-        return sock
+        return self._sent(self.http_port, b"GET /v1/search HTTP/1.1\r\nHost: x\r\n\r\n", 4096)
 
     def _stalled_tail(self) -> socket.socket:
-        sock = self._connect(self.http_port, rcvbuf=4096)
-        sock.sendall(b"GET /v1/tail?n=100000 HTTP/1.1\r\nHost: x\r\n\r\n")
-        return sock
+        request = b"GET /v1/tail?n=100000 HTTP/1.1\r\nHost: x\r\n\r\n"
+        return self._sent(self.http_port, request, 4096)
 
     def _preauth(self) -> socket.socket:
         return self._connect(self.ingest_port)
 
     def _partial_frame(self) -> socket.socket:
         sock = self._connect(self.ingest_port)
+        try:
+            self._login_and_stall(sock)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def _login_and_stall(self, sock: socket.socket) -> None:
         conn = wp.Connection(wp.Role.CLIENT)
         sock.sendall(conn.send(wp.Hello(wp.PROTOCOL_VERSION, os.urandom(16), "", "attack")))
         while True:
@@ -177,7 +191,6 @@ class Attack:
             raise ConnectionRefusedError(f"not welcome: {event!r}")
         head = (_PARTIAL_ANNOUNCED).to_bytes(4, "big") + bytes([wp.FrameType.PRODUCE])
         sock.sendall(head + b"\0" * _PARTIAL_SENT)
-        return sock
 
     # -- costly searches ------------------------------------------------------------------
 
@@ -199,6 +212,7 @@ class Attack:
                         resp.read()
                         self._note(self.tally.answers, f"search {resp.status}")
                 except urllib.error.HTTPError as exc:
+                    exc.close()
                     self._note(self.tally.answers, f"search {exc.code}")
                 except OSError as exc:
                     self._note(self.tally.answers, f"search {type(exc).__name__}")
