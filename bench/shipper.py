@@ -22,6 +22,8 @@ not counted: they are the far end.
 
 Many files: the daemon tails 1,000 files (empty at start, then 20 lines appended to each); peak
 RSS once all are delivered, then idle CPU over ``--idle-seconds`` with nothing being written.
+``rss_at_ready_mb`` (each daemon run): the shipper's RSS at READY=1, before any input, so the
+peak splits into start-up and shipping; bench/shipper_memory.py breaks both down further.
 
 If the daemon is not available (``wharf shipper run`` missing), ``--shipper oneshot`` measures
 ``wharf ship FILE`` instead: start-up included, no tailing, no many-files run; the JSON says so.
@@ -105,6 +107,12 @@ def _status_kb(pid: int, key: str) -> int | None:
     except OSError:
         return None
     return None
+
+
+def _rss_mb(pid: int) -> float:
+    """``VmRSS`` now: at READY=1 it is the start-up's part of the peak (imports, followed
+    files), the rest is shipping (bench/shipper_memory.py breaks both down)."""
+    return round((_status_kb(pid, "VmRSS") or 0) / 1024, 1)
 
 
 def _descendants(root: int) -> set[int]:
@@ -435,12 +443,13 @@ class Collector:
 
 
 def _shipper_config(
-    d: Path, collector: Collector, paths: list[str], topic: str, parser: str
+    d: Path, collector: Collector, paths: list[str], topic: str, parser: str, builders: int = 0
 ) -> Path:
     conf = d / "shipper.toml"
     conf.write_text(
         f'collectors = ["127.0.0.1:{collector.port}"]\n'
-        f"state_dir = {json.dumps(str(d / 'state'))}\n\n"
+        f"state_dir = {json.dumps(str(d / 'state'))}\n"
+        f"builders = {builders}\n\n"
         "[[inputs]]\n"
         f"paths = {json.dumps(paths)}\n"
         f'topic = "{topic}"\n'
@@ -464,7 +473,13 @@ def _start_daemon(
 
 
 async def run_wharf_daemon(
-    work: Path, data: Path, first_line: bytes, lines: int, nbytes: int, parser: str
+    work: Path,
+    data: Path,
+    first_line: bytes,
+    lines: int,
+    nbytes: int,
+    parser: str,
+    builders: int = 0,
 ) -> dict[str, Any]:
     d = work / f"wharf-{parser}"
     d.mkdir()
@@ -475,7 +490,7 @@ async def run_wharf_daemon(
     await collector.start()
     topic = f"bench-{parser}"
     await collector.create_topic(topic)
-    conf = _shipper_config(d, collector, [str(tailed)], topic, parser)
+    conf = _shipper_config(d, collector, [str(tailed)], topic, parser, builders)
     notify = Notify(d / "notify.sock")
     proc, log = _start_daemon(conf, notify, d / "shipper.log")
 
@@ -484,6 +499,7 @@ async def run_wharf_daemon(
 
     try:
         ready = await notify.wait_ready(30)
+        rss_ready = _rss_mb(proc.pid)
         with tailed.open("ab") as f:
             f.write(first_line)
         if await _until(count, 1, 60) < 1:
@@ -514,7 +530,9 @@ async def run_wharf_daemon(
         "mode": "daemon: wharf shipper run --config",
         "far_end": "wharf collector run (fsync always, group commit)",
         "parser": parser,
+        "builders": builders,
         "sd_notify_ready": ready,
+        "rss_at_ready_mb": rss_ready,
         **result,
     }
 
@@ -592,6 +610,7 @@ async def run_many_files(
 
     try:
         ready = await notify.wait_ready(60)
+        rss_ready = _rss_mb(proc.pid)
         with paths[0].open("ab") as f:
             f.write(src[0])
         if await _until(count, 1, 60) < 1:
@@ -620,8 +639,9 @@ async def run_many_files(
             "lines_per_file": lines_per_file,
             "sd_notify_ready": ready,
             "delivered_s": round(delivered_s, 2),
+            "rss_at_ready_mb": rss_ready,
             "peak_rss_mb": peak_rss,
-            "rss_after_idle_mb": round((_status_kb(proc.pid, "VmRSS") or 0) / 1024, 1),
+            "rss_after_idle_mb": _rss_mb(proc.pid),
             "open_fds": fds,
             "idle_seconds": round(idle_wall, 1),
             "idle_cpu_s": round(idle_cpu, 3),
@@ -669,14 +689,22 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             mode = "daemon" if _daemon_available() else "oneshot"
         _log(f"input {lines} lines, {nbytes / 1e6:.0f} MB; wharf shipper mode: {mode}")
 
-        runs: dict[str, list[dict[str, Any]]] = {"rsyslog": [], "raw": [], "clf": []}
+        names = ["rsyslog", "raw", "clf"]
+        clf_builders = f"clf_builders_{args.builders}"
+        if args.builders and mode == "daemon":
+            names.append(clf_builders)
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
         for rep in range(args.repeat):
-            for name in ("rsyslog", "raw", "clf"):
+            for name in names:
                 sub = work / f"{name}-{rep}"
                 sub.mkdir()
                 _log(f"run {rep + 1}/{args.repeat}: {name}")
                 if name == "rsyslog":
                     r = await run_rsyslog(sub, data, first_line, lines, nbytes)
+                elif name == clf_builders:
+                    r = await run_wharf_daemon(
+                        sub, data, first_line, lines, nbytes, "clf", args.builders
+                    )
                 elif mode == "daemon":
                     r = await run_wharf_daemon(sub, data, first_line, lines, nbytes, name)
                 else:
@@ -686,6 +714,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                 if not args.keep:
                     shutil.rmtree(sub, ignore_errors=True)
         rs, raw, clf = (_median_run(runs[k]) for k in ("rsyslog", "raw", "clf"))
+        built = _median_run(runs[clf_builders]) if clf_builders in runs else None
 
         many: dict[str, Any] | None = None
         if mode == "daemon" and args.files > 0:
@@ -725,7 +754,20 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             "met": ratio(clf) >= TARGET_CLF_RATIO_VS_RSYSLOG,
         },
     }
-    for name, run in (("raw", raw), ("clf", clf)):
+    measured = [("raw", raw), ("clf", clf)]
+    if built is not None:
+        targets[f"{clf_builders}_lines_per_s"] = {
+            "target": f">= {TARGET_CLF_LINES_PER_S}",
+            "measured": built["lines_per_s"],
+            "met": built["lines_per_s"] >= TARGET_CLF_LINES_PER_S,
+        }
+        targets[f"{clf_builders}_vs_rsyslog"] = {
+            "target": f">= {TARGET_CLF_RATIO_VS_RSYSLOG}",
+            "measured": ratio(built),
+            "met": ratio(built) >= TARGET_CLF_RATIO_VS_RSYSLOG,
+        }
+        measured.append((clf_builders, built))
+    for name, run in measured:
         targets[f"peak_rss_{name}_mb"] = {
             "target": f"<= {TARGET_RSS_MB}",
             "measured": run["peak_rss_mb"],
@@ -758,8 +800,17 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             "bytes": nbytes,
             "avg_line_bytes": round(nbytes / lines, 1),
         },
-        "throughput": {"wharf_raw": raw, "wharf_clf": clf, "rsyslog": rs},
-        "ratio_wharf_over_rsyslog": {"raw": ratio(raw), "clf": ratio(clf)},
+        "throughput": {
+            "wharf_raw": raw,
+            "wharf_clf": clf,
+            **({f"wharf_{clf_builders}": built} if built is not None else {}),
+            "rsyslog": rs,
+        },
+        "ratio_wharf_over_rsyslog": {
+            "raw": ratio(raw),
+            "clf": ratio(clf),
+            **({clf_builders: ratio(built)} if built is not None else {}),
+        },
         "many_files": many,
         "targets": targets,
     }
@@ -777,6 +828,12 @@ def main() -> None:
         "--files", type=int, default=1000, help="files for the many-files run (0: skip)"
     )
     ap.add_argument("--idle-seconds", type=float, default=30.0)
+    ap.add_argument(
+        "--builders",
+        type=int,
+        default=0,
+        help="also run clf with this many builder processes (the shipper's `builders`)",
+    )
     ap.add_argument("--shipper", choices=("auto", "daemon", "oneshot"), default="auto")
     ap.add_argument("--keep", action="store_true", help="keep the work directory under bench/out")
     ap.add_argument("--json", action="store_true", help="JSON output (the default)")

@@ -1,4 +1,8 @@
-"""Helpers shared by CLI commands: one-line errors with exit code 2, output mode detection."""
+"""Helpers shared by CLI commands: one-line errors with exit code 2, output mode detection.
+
+typer is imported only to exit with an error (``fail``): ``wharf shipper run`` uses
+``error_line`` without it (``cli.shipper_run``).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,6 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, NoReturn, TypeVar
-
-import typer
 
 from wharf.errors import WharfError
 
@@ -34,8 +36,27 @@ def console(stderr: bool = False) -> Console:
 
 def fail(message: str) -> NoReturn:
     """Print ``wharf: <message>`` on stderr and exit 2."""
+    import typer  # noqa: PLC0415 (see the module docstring)
+
     print(f"wharf: {message}", file=sys.stderr)
     raise typer.Exit(EXIT_ERROR)
+
+
+# What ``user_errors`` turns into one line; anything else is a bug and keeps its traceback.
+USER_ERRORS = (WharfError, OSError, UnicodeDecodeError)
+
+
+def error_line(exc: WharfError | OSError | UnicodeDecodeError) -> str:
+    """The one line that says what went wrong (after ``wharf: ``)."""
+    if isinstance(exc, WharfError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{':' if where else ''}{where}"
+    # A file read as text that is not UTF-8 (a config saved in Latin-1). Readers that know the
+    # file name say it (wharf.fsutil.read_config_text); this is the net under the rest.
+    bad = exc.object[exc.start : exc.start + 1].hex()
+    return f"not UTF-8 text: byte 0x{bad} at offset {exc.start} ({exc.reason})"
 
 
 @contextmanager
@@ -43,16 +64,8 @@ def user_errors() -> Iterator[None]:
     """Turn Wharf and OS errors into one clear line and exit code 2, never a traceback."""
     try:
         yield
-    except WharfError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        where = f" {exc.filename}" if exc.filename else ""
-        fail(f"{exc.strerror or exc}{':' if where else ''}{where}")
-    except UnicodeDecodeError as exc:
-        # A file read as text that is not UTF-8 (a config saved in Latin-1). Readers that know
-        # the file name say it (wharf.fsutil.read_config_text); this is the net under the rest.
-        bad = exc.object[exc.start : exc.start + 1].hex()
-        fail(f"not UTF-8 text: byte 0x{bad} at offset {exc.start} ({exc.reason})")
+    except USER_ERRORS as exc:
+        fail(error_line(exc))
 
 
 def guarded(fn: Callable[[], T]) -> T:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from datetime import UTC, datetime
@@ -12,11 +11,11 @@ from typing import Annotated, Any
 import msgspec
 import typer
 
+from cli import shipper_run
 from cli._common import console, fail, stdout_is_terminal, user_errors
+from cli.shipper_run import DEFAULT_CONFIG, DEFAULT_LOG_LEVEL
 
 app = typer.Typer(help="Run the shipper daemon and look at what it is doing.", no_args_is_help=True)
-
-DEFAULT_CONFIG = Path("/etc/wharf/shipper.toml")
 
 ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", help="shipper.toml (see config/shipper.toml).")
@@ -26,7 +25,9 @@ ConfigOpt = Annotated[
 @app.command("run")
 def run(
     config: ConfigOpt = DEFAULT_CONFIG,
-    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning.")] = "info",
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="debug, info, warning.")
+    ] = DEFAULT_LOG_LEVEL,
 ) -> None:
     """Tail the configured files and ship them until SIGTERM (which flushes and exits 0).
 
@@ -36,14 +37,7 @@ def run(
 
       [bold]wharf shipper run --config /etc/wharf/shipper.toml[/bold]
     """
-    from shipper.daemon import run as run_daemon  # noqa: PLC0415 (lazy: each command imports only what it runs (CLI start-up))
-
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    with user_errors():
-        code = run_daemon(config)
-    raise typer.Exit(code)
+    raise typer.Exit(shipper_run.run(config, log_level))
 
 
 def _age(ts: float) -> str:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import msgspec
+
+# The largest integer a field may hold: a batch stores fields as msgpack, whose integers are
+# 64-bit; a larger one could not be encoded and would fail the whole batch.
+MAX_INT: Final = (1 << 63) - 1
 
 
 class Parsed(msgspec.Struct, kw_only=True, gc=False):
@@ -29,3 +33,12 @@ class Parser(Protocol):
     def parse(self, line: str) -> Parsed:
         """Parse one line (without its line ending)."""
         ...
+
+
+def count_of(digits: str) -> int | None:
+    """The value of ``digits`` (ASCII digits, as a pattern matched them), or ``None`` when it
+    is above ``MAX_INT`` (and without converting thousands of digits to find out)."""
+    if len(digits) > 19:
+        return None
+    value = int(digits)
+    return value if value <= MAX_INT else None

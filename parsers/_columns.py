@@ -74,7 +74,14 @@ class FieldColumns(msgspec.Struct, frozen=True, gc=False):
                     code = index[names] = len(shapes)
                     shapes.append(names)
                 remap.append(code)
-            codes.extend(array("I", map(remap.__getitem__, part.codes)))
+            if remap == list(range(len(remap))):  # the same codes: copied in C
+                codes.extend(
+                    part.codes
+                    if isinstance(part.codes, array) and part.codes.typecode == "I"
+                    else array("I", part.codes)
+                )
+            else:
+                codes.extend(array("I", map(remap.__getitem__, part.codes)))
             for name, vals in part.values.items():
                 values.setdefault(name, []).extend(vals)
         return cls(shapes, codes, values)

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from datetime import UTC, tzinfo
 from typing import Any, Final, Literal
 
-from parsers._base import Parsed
+from parsers._base import Parsed, count_of
 from parsers.timestamps import compile_format, parse_clf, parse_rfc3339
 
 __all__ = ["ClfParser"]
@@ -62,7 +62,7 @@ _PATTERNS: Final = {
 _FAST_HEAD: Final = (
     r"(\S+) (\S+) (\S+) "
     r"\[([0-9]{2}/[A-Za-z]{3}/[0-9]{4}:)([0-9]{2}:[0-9]{2}):([0-9]{2})( [+-][0-9]{4})\] "
-    r'"([^"]*)" (-|[0-9]+) (-|[0-9]+)'
+    r'"([^"]*)" (-|[0-9]{1,18}) (-|[0-9]{1,18})'  # longer: the general path checks the range
 )
 _FAST_PATTERNS: Final = {
     "common": re.compile(_FAST_HEAD + r"\Z(?:(?!)(.)(.))?", re.ASCII),
@@ -197,6 +197,10 @@ class ClfParser:
         if m is None:
             return Parsed(error=self._error)
         host, identity, user, time, request, status, size, referrer, agent = m.groups()
+        for name, digits in (("status", status), ("size", size)):
+            if digits != "-" and count_of(digits) is None:
+                shown = digits if len(digits) <= 24 else f"{digits[:20]}... ({len(digits)} digits)"
+                return Parsed(error=f"failed parsing {name}: {shown} is above 2^63 - 1")
         ns: int | None = None
         if time is not None and time != "-":
             ns = self._parse_time(time)

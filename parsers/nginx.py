@@ -27,7 +27,7 @@ from collections.abc import Callable
 from datetime import UTC, tzinfo
 from typing import Any, Final, Literal
 
-from parsers._base import Parsed
+from parsers._base import Parsed, count_of
 from parsers.levels import normalize_level
 from parsers.timestamps import compile_format, parse_clf, parse_rfc3339
 
@@ -146,10 +146,10 @@ def _convert(groups: dict[str, str | None]) -> dict[str, Any] | str:
         if value is None:
             continue
         if key in _INTS:
-            try:
-                fields[key] = int(value)
-            except ValueError:
+            number = count_of(value) if value.isascii() and value.isdigit() else None
+            if number is None:
                 return f"failed parsing {key}"
+            fields[key] = number
         elif key in _FLOATS:
             try:
                 fields[key] = float(value)

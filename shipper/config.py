@@ -33,6 +33,7 @@ from wharf.topics import validate_topic
 
 DEFAULT_COLLECTOR = "127.0.0.1:7070"
 DEFAULT_STATE_DIR = "/var/lib/wharf/shipper"
+MAX_BUILDERS = 64  # builder processes (``builders``); more than the cores only adds memory
 
 # Rotated copies that are compressed are never read again: their lines were read from the live
 # file before rotation, and decompressing them would only duplicate (Filebeat and Promtail
@@ -149,6 +150,9 @@ class ShipperConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     partial_line_timeout_s: float = 5.0
     read_buffer_bytes: int = 256 << 10
+    # Builder processes that parse, build and compress batches on other cores (0: a thread
+    # of this process does; see ``shipper.building`` and config/shipper.toml).
+    builders: int = 0
     # Memory and disk bounds.
     memory_queue_bytes: int = 32 << 20
     spool_max_bytes: int = 1 << 30
@@ -220,6 +224,12 @@ class ShipperConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
         for key, value in positive.items():
             if value <= 0:
                 yield _problem(key, f"must be positive, got {value}", sep=" ")
+        if not 0 <= self.builders <= MAX_BUILDERS:
+            yield _problem(
+                "builders",
+                f"must be 0 to {MAX_BUILDERS} (0: build in a thread), got {self.builders}",
+                sep=" ",
+            )
         if self.spool_max_bytes < 0:
             yield _problem("spool_max_bytes", "must be >= 0 (0: no spool)", sep=" ")
         if self.max_line_bytes > 32 << 20:

@@ -1,11 +1,13 @@
-"""Batches out: cut batches get a sequence number and their spans recorded, are compressed in
-a worker thread (in order), queued in the outbox, handed to the ``Producer`` within the
-window, and their acknowledgements move each file's checkpoint offset (``FileTrack.ack``).
+"""Batches out: cut batches get a sequence number and their spans recorded, are built (in a
+worker thread, or in builder processes: ``shipper.building``), queued in the outbox in order,
+handed to the ``Producer`` within the window, and their acknowledgements move each file's
+checkpoint offset (``FileTrack.ack``).
 
 Order is the invariant the collector's exactly-once depends on: per file, spans leave in the
-order they were cut. One builder task and one sender task, both FIFO, keep it; so does the
+order they were cut. The builder task may have several builds running, but it puts their
+batches into the outbox in sequence order only; one sender task hands them on, FIFO; and the
 queue of cuts *held* while ``before_send`` refuses them (a batch of a file whose id is in no
-saved checkpoint yet, while checkpoint writes fail): every later cut waits behind them.
+saved checkpoint yet, while checkpoint writes fail) makes every later cut wait behind them.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from shipper.batcher import Cut
+from shipper.building import Builder, Built, ThreadBuilder
 from shipper.files import FileTable
 from shipper.outbox import Outbox
 from shipper.spool import OutBatch
@@ -54,6 +58,7 @@ class Delivery:
         self.window: asyncio.Semaphore | None = None
         self.seq = 1
         self.build_q: asyncio.Queue[tuple[int, Cut]] = asyncio.Queue()
+        self.builds: Builder = ThreadBuilder()  # or ``ProcessBuilders``, set before start
         self._built = asyncio.Event()  # set whenever the builder finishes a batch
         self.deliveries: set[asyncio.Task[None]] = set()
         self.closing = False  # shutting down: a failed send means "not acknowledged", no drop
@@ -92,28 +97,57 @@ class Delivery:
         self.stats.batches_built += 1
 
     async def builder(self) -> None:
-        """Compress cut batches in a worker thread, in order, into the outbox."""
-        while True:
-            seq, cut = await self.build_q.get()
-            try:
-                data = await asyncio.to_thread(
-                    cut.build,
-                    producer_id=self.producer_id,
-                    producer_seq=seq,
-                    version=self.producer.batch_version if self.producer else wb.VERSION,
-                )
-            except WharfError as exc:
-                log.error("cannot build batch %d (%s): %d records dropped", seq, exc, cut.count)
-                self.stats.dropped_batches_refused += 1
-                self.acked(OutBatch(seq, cut.topic, self.host, cut.spans, 0, 0))
-                self.build_q.task_done()
-                self._built.set()
-                continue
-            self.outbox.put(
-                OutBatch(seq, cut.topic, self.host, cut.spans, cut.count, len(data), data)
+        """Build cut batches, up to ``builds.capacity`` at once, into the outbox in order."""
+        running: deque[tuple[int, Cut, asyncio.Task[Built | WharfError]]] = deque()
+        loop = asyncio.get_running_loop()
+        taking: asyncio.Task[tuple[int, Cut]] | None = None
+        try:
+            while True:
+                if taking is None and len(running) < self.builds.capacity:
+                    taking = loop.create_task(self.build_q.get())
+                waits: list[asyncio.Task[Any]] = [] if taking is None else [taking]
+                if running:
+                    waits.append(running[0][2])  # results leave in order: the oldest first
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                if taking is not None and taking.done():
+                    seq, cut = taking.result()
+                    taking = None
+                    running.append((seq, cut, loop.create_task(self._build(seq, cut))))
+                while running and running[0][2].done():
+                    seq, cut, task = running.popleft()
+                    self._built_one(seq, cut, task.result())
+        finally:
+            if taking is not None:
+                taking.cancel()
+            for _, _, task in running:
+                task.cancel()
+
+    async def _build(self, seq: int, cut: Cut) -> Built | WharfError:
+        """A build's batch, or the error that says it cannot be built (then dropped)."""
+        try:
+            return await self.builds.build(
+                cut,
+                producer_id=self.producer_id,
+                seq=seq,
+                version=self.producer.batch_version if self.producer else wb.VERSION,
             )
-            self.build_q.task_done()
-            self._built.set()
+        except WharfError as exc:
+            return exc
+
+    def _built_one(self, seq: int, cut: Cut, built: Built | WharfError) -> None:
+        if isinstance(built, WharfError):
+            log.error("cannot build batch %d (%s): %d records dropped", seq, built, cut.count)
+            self.stats.dropped_batches_refused += 1
+            self.acked(OutBatch(seq, cut.topic, self.host, cut.spans, 0, 0))
+        else:
+            self.stats.parse_errors += built.parse_errors
+            self.outbox.put(
+                OutBatch(
+                    seq, cut.topic, self.host, cut.spans, cut.count, len(built.data), built.data
+                )
+            )
+        self.build_q.task_done()
+        self._built.set()
 
     async def wait_built(self) -> None:
         """Until the builder finishes its next batch (readers waiting for ``build_q`` to drain)."""

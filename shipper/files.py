@@ -1,8 +1,12 @@
 """The table of followed files: reconciling saved checkpoints with the disk, adopting new
 files, noticing renames and deletions, and keeping open descriptors under ``max_open_files``.
 
-No asyncio here; the daemon calls in from its loop. Identity is ``(st_dev, st_ino)`` checked
-with the head hash and the CRC before the saved offset (``shipper.identity``).
+No asyncio here; the daemon's parts call in from its loop. Identity is ``(st_dev, st_ino)``
+checked with the head hash and the CRC before the saved offset (``shipper.identity``).
+
+Every change of a follower's life-cycle state (``shipper.lifecycle``) is made here, which keeps
+an index of the followers in each state but ``FOLLOWING`` (the timers ask for the detached and
+the waiting ones) and tells ``on_state`` (the daemon wakes its timers).
 """
 
 from __future__ import annotations
@@ -10,14 +14,16 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 
 from shipper import identity
 from shipper.batcher import FileTrack
 from shipper.checkpoint import FileCheckpoint, State
 from shipper.config import ShipperConfig
 from shipper.follower import Follower, InputRuntime, Key, find_by_inode, same_file
+from shipper.lifecycle import FileState, status_word
 from shipper.spool import OutBatch
-from shipper.status import Stats
+from shipper.status import FilesSnapshot, FileStatus, Stats
 
 log = logging.getLogger(__name__)
 
@@ -25,17 +31,27 @@ log = logging.getLogger(__name__)
 class FileTable:
     """Every followed file, by identity, path and file id."""
 
-    def __init__(self, cfg: ShipperConfig, inputs: list[InputRuntime], stats: Stats) -> None:
+    def __init__(
+        self,
+        cfg: ShipperConfig,
+        inputs: list[InputRuntime],
+        stats: Stats,
+        on_state: Callable[[Follower], None] | None = None,
+    ) -> None:
         self.cfg = cfg
-        self.inputs = inputs
+        self.inputs = inputs  # the running inputs (a reload replaces them)
         self.stats = stats
+        self.on_state = on_state  # told after every life-cycle move
         self.followers: dict[Key, Follower] = {}
         self.by_path: dict[str, Follower] = {}
         self.tracks: dict[str, FileTrack] = {}  # every file id with a follower or spans in flight
         self.by_id: dict[str, Follower] = {}
         self.dormant: dict[Key, FileCheckpoint] = {}  # saved positions no input follows now
         self.open: set[Follower] = set()
-        self.detached: set[Follower] = set()  # renamed away or deleted: finish, then release
+        # Followers by state, for every state but FOLLOWING (most files) and RELEASED (gone).
+        self._in: dict[FileState, dict[Follower, None]] = {
+            s: {} for s in FileState if s not in (FileState.FOLLOWING, FileState.RELEASED)
+        }
         # Matching files and directories on the way to them that could not be read (path →
         # why), rebuilt by every rescan: the daemon reports them (status, log).
         self.unreadable: dict[str, str] = {}
@@ -55,10 +71,58 @@ class FileTable:
         """The follower currently shipping under ``file_id``."""
         return self.by_id.get(file_id)
 
+    def in_state(self, *states: FileState) -> list[Follower]:
+        """The followers in any of ``states`` (not ``FOLLOWING``: ask ``followers``)."""
+        return [f for s in states for f in self._in[s]]
+
     def register_id(self, f: Follower) -> None:
         """Index ``f`` under its (new) file id."""
         self.by_id[f.file_id] = f
         self.tracks[f.file_id] = f.track
+
+    def unregister_id(self, f: Follower) -> None:
+        """Forget ``f``'s current file id (it is about to get a new one: a truncation)."""
+        if self.by_id.get(f.file_id) is f:
+            del self.by_id[f.file_id]
+
+    # -- life cycle (``shipper.lifecycle``) -------------------------------------------------
+
+    def _to(self, f: Follower, state: FileState) -> None:
+        old = f.state
+        f.to(state)
+        if old in self._in:
+            del self._in[old][f]
+        if state in self._in:
+            self._in[state][f] = None
+        if self.on_state is not None:
+            self.on_state(f)
+
+    def wait(self, f: Follower) -> None:
+        """``f`` has bytes to read and no descriptor slot is free (a detached file stays
+        detached: its own timer reads it again)."""
+        if f.state is FileState.FOLLOWING:
+            self._to(f, FileState.WAITING)
+
+    def detach(self, f: Follower) -> None:
+        """``f``'s path no longer leads to it: it is read to its end and released."""
+        if f.state is not FileState.DETACHED:
+            self._to(f, FileState.DETACHED)
+
+    def finish(self, f: Follower) -> None:
+        """``f`` (detached) is read to its end and flushed: close it; it is released once its
+        spans are acknowledged."""
+        self._to(f, FileState.FINISHED)
+        self.close(f)
+
+    def pause(self, f: Follower) -> None:
+        """``f``'s input is going away (a reload): stop reading it."""
+        self._to(f, FileState.PAUSED)
+
+    def add_copy(self, copier: Follower) -> None:
+        """Follow ``copier``, a rotated copy that holds bytes its file lost to a truncation
+        (``shipper.reader``): detached from the start, it is read to its end and released."""
+        self.followers[copier.key] = copier
+        self.detach(copier)
 
     # -- start-up -------------------------------------------------------------------------
 
@@ -137,13 +201,12 @@ class FileTable:
             key = (st.st_dev, st.st_ino)
             known = self.followers.get(key)
             if known is not None:
-                if known.detached and not known.finished and path not in self.by_path:
+                if known.state is FileState.DETACHED and path not in self.by_path:
                     # Renamed to a name an input follows (rotated names in the glob): it
                     # simply goes on under its new name, same file id, same position.
-                    known.detached = False
-                    self.detached.discard(known)
                     known.path = path
                     self.by_path[path] = known
+                    self._to(known, FileState.FOLLOWING)
                 os.close(fd)
                 return None
             entry = (entries or {}).pop(key, None) or self.dormant.pop(key, None)
@@ -237,16 +300,20 @@ class FileTable:
     # -- descriptors ------------------------------------------------------------------------
 
     def ensure_open(self, f: Follower) -> bool:
-        """Open ``f`` within the descriptor budget; ``False``: no slot now, or the file moved
-        (then it has been re-pointed or released)."""
+        """Open ``f`` within the descriptor budget; ``False``: no slot now (then ``f`` waits,
+        ``wait``), or the file moved (then it has been re-pointed or released)."""
         if f.fd is not None:
             return True
         if len(self.open) >= self.cfg.max_open_files and not self.evict(exclude=f):
+            self.wait(f)
             return False
         if f.open():
             self.open.add(f)
-            return True
-        return self.relocate(f)
+        elif not self.relocate(f):
+            return False
+        if f.state is FileState.WAITING:
+            self._to(f, FileState.FOLLOWING)
+        return True
 
     def evict(self, exclude: Follower | None) -> bool:
         """Close the least recently used descriptor that can be reopened by path, preferring
@@ -313,8 +380,9 @@ class FileTable:
 
     def check_path(self, f: Follower) -> str | None:
         """After an event or at a rescan: does ``f.path`` still lead to ``f``? Returns a path
-        that now holds another file (to adopt), if any."""
-        if f.detached:
+        that now holds another file (to adopt), if any. Only asked of files that are followed
+        by their path (``FOLLOWING``, ``WAITING``)."""
+        if f.state not in (FileState.FOLLOWING, FileState.WAITING):
             return None
         try:
             st = os.stat(f.path)
@@ -341,15 +409,12 @@ class FileTable:
                 log.info("%s was deleted: reading it to its end", old)
         return old if st is not None else None
 
-    def detach(self, f: Follower) -> None:
-        """``f``'s path no longer leads to it: it is read to its end and released."""
-        f.detached = True
-        self.detached.add(f)
-
     def release(self, f: Follower) -> None:
         """Stop following ``f`` (its spans in flight still complete)."""
+        if f.state is FileState.RELEASED:
+            return
+        self._to(f, FileState.RELEASED)
         self.close(f)
-        self.detached.discard(f)
         if self.followers.get(f.key) is f:
             del self.followers[f.key]
         if self.by_path.get(f.path) is f:
@@ -359,6 +424,13 @@ class FileTable:
         if not f.track.busy and self.tracks.get(f.file_id) is f.track:
             del self.tracks[f.file_id]
 
+    def retire(self, f: Follower, saved: FileCheckpoint | None) -> None:
+        """Release ``f`` for good (its input was removed), keeping ``saved`` (its acknowledged
+        position) as a dormant checkpoint: an input that takes the file again resumes there."""
+        self.release(f)
+        if saved is not None:
+            self.dormant[f.key] = saved
+
     def forget_track(self, track: FileTrack) -> None:
         """Drop a ledger nobody follows once nothing is in flight."""
         if (
@@ -367,6 +439,36 @@ class FileTable:
             and track.file_id not in self.by_id
         ):
             del self.tracks[track.file_id]
+
+    # -- what the outside sees -------------------------------------------------------------
+
+    def snapshot(self) -> FilesSnapshot:
+        """Every followed file as ``wharf shipper status`` shows it, and the totals."""
+        files = [
+            FileStatus(
+                path=f.path,
+                input=f.input.label,
+                topic=f.input.topic,
+                file_id=f.file_id,
+                dev=f.key[0],
+                ino=f.key[1],
+                offset=f.track.acked,
+                read_offset=f.pos,
+                size=f.size,
+                lag_bytes=max(0, f.size - f.track.acked),
+                last_read=f.last_read,
+                rotations=f.rotations,
+                state=status_word(f.state, f.fd is not None),
+            )
+            for f in self.followers.values()
+        ]
+        files.sort(key=lambda s: s.path)
+        return FilesSnapshot(
+            files=files,
+            open_files=len(self.open),
+            followed_files=len(self.followers),
+            unreadable=dict(self.unreadable),
+        )
 
     # -- checkpoints ---------------------------------------------------------------------------
 

@@ -3,12 +3,12 @@ into events. Thin I/O (``pread``/``fstat``) around the pure ``Tail``; no asyncio
 
 The descriptor is what keeps a file readable after it was renamed or deleted: a follower whose
 path no longer leads to it is *detached*, read to its end (plus a grace period for writers that
-have not reopened yet), flushed, and released once everything it sent is acknowledged.
+have not reopened yet), flushed, and released once everything it sent is acknowledged. Where a
+follower is in that life cycle is its ``state`` (``shipper.lifecycle``), shown in its ``repr``.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 import zlib
@@ -23,10 +23,9 @@ from shipper import identity
 from shipper.batcher import FileTrack
 from shipper.config import InputConfig
 from shipper.discovery import Matcher
-from shipper.runs import RunParts
+from shipper.lifecycle import GONE_FROM_PATH, FileState, check
+from shipper.runs import ParseSpec, RunParts
 from shipper.tail import Tail
-
-log = logging.getLogger(__name__)
 
 Key = tuple[int, int]  # (st_dev, st_ino)
 
@@ -46,13 +45,14 @@ class InputRuntime:
     def build(cls, config: InputConfig) -> InputRuntime:
         """Compile globs, parser and multiline settings."""
         parser = get_parser(config.parser, **config.parser_options)
+        runs = RunParts(parser, dict(config.fields))
+        if runs.takes_runs:
+            # Parsed where batches are built, off the reading path (``shipper.building``).
+            runs.deferred = ParseSpec(
+                config.parser, dict(config.parser_options), dict(config.fields)
+            )
         return cls(
-            config,
-            Matcher(config),
-            parser,
-            config.multiline_config(),
-            dict(config.fields),
-            RunParts(parser, dict(config.fields)),
+            config, Matcher(config), parser, config.multiline_config(), dict(config.fields), runs
         )
 
     @property
@@ -90,7 +90,7 @@ class InputRuntime:
         return self.config.topic
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class Follower:
     """A file being followed (see the module docstring)."""
 
@@ -105,15 +105,30 @@ class Follower:
     forced: list[int] = field(default_factory=list)
     fd: int | None = None
     size: int = 0
-    detached: bool = False  # the path no longer leads here (renamed away or deleted)
-    finished: bool = False  # detached, read to the end and flushed: release once acked
+    # Only ``to`` changes it (``FileTable`` calls it and keeps its index of states).
+    state: FileState = FileState.FOLLOWING
     at_eof_since: float | None = None  # monotonic time the last read found nothing new
-    verify_tail: bool = False  # next read checks the bytes before the position first
     last_read: float = 0.0  # wall clock of the last read that returned bytes
     last_used: float = 0.0  # monotonic, for closing the least recently used descriptor
     rotations: int = 0
     bytes_read: int = 0
     last_bytes: bytes = b""  # up to CHECK_BYTES before the read position
+
+    def __repr__(self) -> str:
+        fd = "closed" if self.fd is None else f"fd {self.fd}"
+        return (
+            f"<Follower {self.path} {self.state.value} {fd} at {self.pos} of {self.size} "
+            f"id {self.file_id}>"
+        )
+
+    def to(self, state: FileState) -> None:
+        """Move to ``state`` (``IllegalTransition`` unless ``shipper.lifecycle`` allows it)."""
+        self.state = check(self.state, state, self.path)
+
+    @property
+    def detached(self) -> bool:
+        """Whether the path no longer leads here (detached, or finished)."""
+        return self.state in GONE_FROM_PATH
 
     @property
     def file_id(self) -> str:
@@ -129,7 +144,11 @@ class Follower:
     def closable(self) -> bool:
         """Whether the descriptor may be closed and the file reopened by path later (a
         renamed or deleted file could not be; a held partial line must stay checkable)."""
-        return self.fd is not None and not self.detached and not self.tail.pending
+        return (
+            self.fd is not None
+            and self.state in (FileState.FOLLOWING, FileState.PAUSED)
+            and not self.tail.pending
+        )
 
     def open(self) -> bool:
         """Open by path; ``False`` if the path now holds another file (or nothing)."""
@@ -145,7 +164,6 @@ class Follower:
             return False
         self.fd = fd
         self.size = st.st_size
-        self.verify_tail = True
         self.last_used = time.monotonic()
         return True
 
@@ -155,15 +173,13 @@ class Follower:
             os.close(self.fd)
             self.fd = None
 
-    def stat_size(self) -> int:
-        """Current size (and link count check) through the descriptor."""
+    def stat_size(self) -> tuple[int, bool]:
+        """Current size through the descriptor, and whether the file has no name left (it was
+        deleted: the caller detaches it)."""
         assert self.fd is not None
         st = os.fstat(self.fd)
         self.size = st.st_size
-        if st.st_nlink == 0 and not self.detached:
-            self.detached = True
-            log.info("%s was deleted: reading it to its end", self.path)
-        return self.size
+        return self.size, st.st_nlink == 0
 
     def tail_intact(self) -> bool:
         """Whether the bytes before the position are still the ones read (catches a file
@@ -223,7 +239,6 @@ class Follower:
         self.forced = []
         self.last_bytes = b""
         self.head_len, self.head = 0, ""
-        self.finished = False
         self.at_eof_since = None
 
 

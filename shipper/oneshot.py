@@ -1,9 +1,18 @@
 """``wharf ship``: send one file or stdin to a collector and return once every record is acked.
 
-Lines are split and, for ``cri``/``docker``, joined from their fragments (``shipper.tail``,
-as the daemon does), parsed, grouped into batches of about ``batch_bytes`` of text, and sent
-with the native protocol, several batches in flight. Each batch carries the span
-of input bytes it covers, so a batch resent after a reconnect is not stored twice.
+The daemon's send path, driven for one stream: lines are split and, for ``cri``/``docker``,
+joined from their fragments (``shipper.tail``), go through the same ``Intake`` (runs of whole
+lines as columns, other events as records) into the same ``Batcher``, and the same ``Delivery``
+builds the batches off the reading thread, sends them with several in flight and counts the
+acknowledgements. Each batch carries the span of input bytes it covers, under a file id made as
+the daemon makes them (``shipper.identity``), so a batch resent after a reconnect is not stored
+twice. Reading waits while the outbox is full: memory stays bounded however large the input
+and however slow (or refusing) the collector.
+
+What differs from the daemon is only what a one-shot run needs: no checkpoints (a batch may
+always leave), no spool, no linger (batches are cut by size, the last one at the end), and the
+first failure ends the run: a batch refused for good, or the producer giving up (its
+``deadline_s``), raises ``DeliveryError`` as soon as it is known, with nothing left running.
 """
 
 from __future__ import annotations
@@ -12,24 +21,29 @@ import asyncio
 import os
 import socket
 import time
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import BinaryIO
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, TypeVar
 
-from parsers import Parser, Record
-from parsers.lines import DEFAULT_MAX_LINE_BYTES
+from parsers import Parser
+from shipper import identity
+from shipper.batcher import Batcher, Cut, FileTrack
+from shipper.config import ShipperConfig
 from shipper.container import FORMATS as CONTAINER_FORMATS
+from shipper.delivery import Delivery
+from shipper.files import FileTable
+from shipper.intake import Intake
+from shipper.outbox import Outbox
+from shipper.runs import RunParts
+from shipper.status import Stats
 from shipper.tail import Tail
-from shipper.transport import Producer
-from wharf import batch as wb
-from wharf import protocol as wp
+from shipper.transport import DeliveryError, Producer
+from wharf.errors import WharfError
 
 DEFAULT_BATCH_BYTES = 4 << 20  # text per batch: compresses about as well as one zstd stream
 _READ_SIZE = 1 << 20
-# Built batches waiting for the producer's window, past which reading waits: memory stays a
-# few batches deep however large the input and however slow (or refusing) the collector.
-_MAX_WAITING_BATCHES = 4
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -45,33 +59,114 @@ class ShipStats:
     parse_errors: int = 0
 
 
-def _to_records(
-    lines: list[tuple[int, str]],
-    parser: Parser,
-    host: str,
-    source: str,
-    file_id: str,
-    stats: ShipStats,
-) -> list[Record]:
-    now = time.time_ns()
-    out = []
-    for offset, text in lines:
-        parsed = parser.parse(text)
-        if parsed.error is not None:
-            stats.parse_errors += 1
-        out.append(
-            Record(
-                ts=parsed.ts if parsed.ts is not None else now,
-                line=text,
-                host=host,
-                source=source,
-                fields=parsed.fields,
-                level=parsed.level,
-                file_id=file_id,
-                offset=offset,
-            )
+@dataclass(frozen=True)
+class _Stream:
+    """The one input of a run (``shipper.intake.Origin``)."""
+
+    topic: str
+    parser: Parser
+    runs: RunParts
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+class _Run:
+    """The parts of one run and the first failure that ends it."""
+
+    def __init__(self, producer: Producer, host: str, batch_bytes: int) -> None:
+        # The daemon's defaults (line length, memory for built batches); no file is followed.
+        self.cfg = ShipperConfig(batch_bytes=batch_bytes)
+        self.producer = producer
+        self.stats = Stats()
+        self.outbox = Outbox(None, self.cfg.memory_queue_bytes)
+        self.delivery = Delivery(
+            # An empty table: the stream is no followed file, its spans carry no check.
+            files=FileTable(self.cfg, [], self.stats),
+            outbox=self.outbox,
+            stats=self.stats,
+            host=host,
+            before_send=_always,
+            after_ack=self._after_ack,
+            on_fatal=self._on_fatal,
         )
-    return out
+        self.delivery.producer = producer
+        self.delivery.producer_id = producer.producer_id
+        self.delivery.window = asyncio.Semaphore(producer.window)
+        # No linger: a batch leaves when it is full, the last one when the stream ends.
+        self.intake = Intake(Batcher(batch_bytes, float("inf")), self.delivery, self.stats, host)
+        self.failure: BaseException | None = None
+        self._failed = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for coro in (self.delivery.builder(), self.delivery.sender()):
+            task = loop.create_task(coro)
+            task.add_done_callback(self._task_ended)
+            self._tasks.append(task)
+
+    async def stop(self) -> None:
+        """Cancel whatever still runs (the caller closes the producer)."""
+        self.delivery.closing = True  # a send failing now is no refusal
+        tasks = [*self._tasks, *self.delivery.deliveries]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.failure is None:
+            self.failure = exc
+        self._failed.set()
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled():
+            exc = task.exception()
+            self._fail(exc if exc is not None else RuntimeError("a delivery task stopped"))
+
+    def _on_fatal(self, message: str) -> None:
+        # The producer gave up (its deadline, or a collector refusing this client): its own
+        # error says why. Else a bug in delivery, said by ``message``.
+        self._fail(self.producer.failure or WharfError(message))
+
+    def _after_ack(self) -> None:
+        dropped = self.stats.dropped_batches_refused
+        if dropped:
+            # Refused for good by the collector, or one that cannot be built: ``Delivery``
+            # logged which and why. The run ends here.
+            self._fail(
+                DeliveryError(
+                    f"{dropped} batch{'es' if dropped > 1 else ''} dropped (see the error "
+                    "above): their records are not stored"
+                )
+            )
+
+    def check(self) -> None:
+        """Raise the failure, if there was one."""
+        if self.failure is not None:
+            raise self.failure
+
+    async def until(self, coro: Coroutine[Any, Any, T]) -> T:
+        """``coro``'s result, unless the run fails first (then its failure is raised)."""
+        self.check()
+        loop = asyncio.get_running_loop()
+        work = loop.create_task(coro)
+        failed = loop.create_task(self._failed.wait())
+        try:
+            await asyncio.wait([work, failed], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (work, failed):
+                t.cancel()
+            await asyncio.gather(work, failed, return_exceptions=True)
+        self.check()
+        return work.result()
+
+    async def settled(self) -> None:
+        """Until every cut batch is built and acknowledged."""
+        await self.delivery.build_q.join()
+        await self.outbox.wait_empty()
+
+
+def _always(_: Cut) -> bool:
+    return True
 
 
 async def ship(
@@ -84,83 +179,51 @@ async def ship(
     file_id: str,
     host: str | None = None,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
-    on_ack: Callable[[wp.Ack], None] | None = None,
 ) -> ShipStats:
     """Read ``stream`` to its end, ship every line, wait for every ack. A refused batch, or
     the producer giving up (its ``deadline_s``), raises ``DeliveryError`` as soon as it is
     known, with nothing left running."""
-    host = host or socket.gethostname()
-    stats = ShipStats()
+    run = _Run(producer, host or socket.gethostname(), batch_bytes)
     container = parser.name if parser.name in CONTAINER_FORMATS else None
-    tail = Tail(0, max_line_bytes=DEFAULT_MAX_LINE_BYTES, container=container, encoding="auto")
-    pending: list[tuple[int, str]] = []
-    pending_bytes = 0
-    span_start = 0
-    sends: list[asyncio.Task[wp.Ack]] = []
-
-    async def cut(end: int) -> None:
-        nonlocal pending, pending_bytes, span_start
-        if not pending:
-            return
-        lines, pending, pending_bytes = pending, [], 0
-        span = wb.Span(file_id, span_start, end)
-        span_start = end
-        data = await asyncio.to_thread(_build, lines, span)
-        stats.batches += 1
-        task = asyncio.get_running_loop().create_task(producer.send(topic, data))
-        if on_ack is not None:
-            task.add_done_callback(lambda t: t.cancelled() or t.exception() or on_ack(t.result()))
-        sends.append(task)
-        if len(sends) > producer.window + _MAX_WAITING_BATCHES:
-            await asyncio.wait(sends, return_when=asyncio.FIRST_COMPLETED)
-        # Keep the task list short; surface a refused batch as early as possible.
-        done = [t for t in sends if t.done()]
-        for t in done:
-            sends.remove(t)
-            _count(t.result(), stats)
-
-    def _build(lines: list[tuple[int, str]], span: wb.Span) -> bytes:
-        records = _to_records(lines, parser, host, source, file_id, stats)
-        return wb.build(records, producer_id=producer.producer_id, spans=[span])
-
+    tail = Tail(0, max_line_bytes=run.cfg.max_line_bytes, container=container, encoding="auto")
+    origin = _Stream(topic, parser, RunParts(parser, {}))
+    track = FileTrack(file_id, 0)
+    intake, stats = run.intake, run.stats
     loop = asyncio.get_running_loop()
+    run.start()
     try:
         while True:
+            if not intake.room():
+                await run.until(intake.wait_room())
+            # Not raced with a failure: a thread blocked on a pipe could not be stopped.
             chunk = await loop.run_in_executor(None, stream.read, _READ_SIZE)
+            run.check()
             if not chunk:
                 break
             stats.bytes_read += len(chunk)
-            for ev in tail.feed(chunk, time.monotonic_ns()):
-                pending.append((ev.offset, ev.text))
-                pending_bytes += len(ev.text)
-            if pending_bytes >= batch_bytes:
-                await cut(tail.emitted_end)  # the end of whole events (of whole groups, see Tail)
-        for ev in tail.flush(time.monotonic_ns()):
-            pending.append((ev.offset, ev.text))
-        await cut(tail.next_offset)
-        while sends:
-            _count(await sends.pop(0), stats)
+            intake.parts(origin, track, source, tail.feed_parts(chunk, time.monotonic_ns()))
+        intake.events(origin, track, source, tail.flush(time.monotonic_ns()))
+        intake.cut_all()
+        await run.until(run.settled())
     finally:
-        # On a failure the other sends are abandoned, not left to fail unobserved later
-        # ("Task exception was never retrieved" on stderr after the one-line error).
-        for t in sends:
-            t.cancel()
-        await asyncio.gather(*sends, return_exceptions=True)
-    stats.invalid_utf8_lines = tail.invalid_utf8_lines
-    stats.truncated_lines = tail.truncated_lines
-    return stats
-
-
-def _count(ack: wp.Ack, stats: ShipStats) -> None:
-    stats.records += ack.record_count
-    if ack.duplicate:
-        stats.duplicates += 1
+        await run.stop()
+    return ShipStats(
+        records=stats.records_acked,
+        batches=stats.batches_built,
+        duplicates=stats.duplicate_batches,
+        bytes_read=stats.bytes_read,
+        invalid_utf8_lines=tail.invalid_utf8_lines,
+        truncated_lines=tail.truncated_lines,
+        parse_errors=stats.parse_errors,
+    )
 
 
 def file_identity(stream: BinaryIO, name: str) -> str:
-    """A file id for the spans: device, inode and name (stdin: a fresh id per run)."""
+    """A file id for the spans, made as the daemon makes them (``shipper.identity``: device,
+    inode and random bits); a stream that is no file (``name`` unused) gets device and inode
+    0."""
     try:
         st = os.fstat(stream.fileno())
     except (OSError, ValueError):
-        return f"stdin:{uuid.uuid4().hex}"
-    return f"{st.st_dev}:{st.st_ino}:{name}"
+        return identity.new_file_id(0, 0)
+    return identity.new_file_id(st.st_dev, st.st_ino)

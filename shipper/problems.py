@@ -4,6 +4,9 @@ A problem that lasts (checkpoints that cannot be written, files or directories t
 read) is listed in ``wharf shipper status`` for as long as it lasts and logged when it starts,
 then at most once per ``problem_log_interval_s`` per kind: one line, not one per attempt or
 per file. It leaves the status when it is over, and the log says that too.
+
+A *warning* is news of something that happened (a lost checkpoint state, a reload setting that
+waits for a restart): logged once, and the last ``MAX_WARNINGS`` stay in the status.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ log = logging.getLogger(__name__)
 # Paths listed one per line in the status; past this, one more line counts the rest (a glob
 # over a directory tree nobody may read can match thousands).
 MAX_LISTED_PATHS: Final = 10
+# Past warnings the status lists, newest last.
+MAX_WARNINGS: Final = 20
 
 
 class Problems:
@@ -26,8 +31,15 @@ class Problems:
     def __init__(self, log_interval_s: float) -> None:
         self.log_interval_s = log_interval_s
         self.current: dict[str, str] = {}
+        self.warnings: list[str] = []
         self._next_log: dict[str, float] = {}
         self._logged_paths: set[str] = set()
+
+    def warn(self, message: str) -> None:
+        """Log ``message`` and keep it for the status."""
+        log.warning("%s", message)
+        self.warnings.append(message)
+        del self.warnings[:-MAX_WARNINGS]
 
     def may_log(self, kind: str) -> bool:
         """Whether a line about ``kind`` may be logged now (then not again for a while)."""
@@ -72,7 +84,8 @@ class Problems:
         self._logged_paths.update(new)
 
     def lines(self, unreadable: Mapping[str, str]) -> list[str]:
-        """The status lines: every current problem, then the unreadable paths (capped)."""
+        """The status lines: every current problem, then the unreadable paths (capped), then
+        the last warnings."""
         out = list(self.current.values())
         paths = sorted(unreadable)
         for path in paths[:MAX_LISTED_PATHS]:
@@ -81,4 +94,4 @@ class Problems:
             )
         if len(paths) > MAX_LISTED_PATHS:
             out.append(f"cannot read {len(paths) - MAX_LISTED_PATHS} more paths")
-        return out
+        return out + self.warnings

@@ -1,5 +1,7 @@
-"""SIGHUP: what a new config changes (``plan_reload``, pure: compares two configs, builds the
-new inputs) and applying it to the running daemon (``apply_reload``).
+"""SIGHUP: what a new config changes (``read_plan``, ``plan_reload``: pure, compares two
+configs and builds the new inputs) and letting the removed inputs' files go (``retire``); the
+daemon applies the rest (``Daemon.reload``). Nothing here knows the daemon: it sees the running
+config and inputs, and the file table.
 
 Inputs are compared whole (paths, parser, multiline, fields...): an input whose settings did
 not change keeps running untouched, with its open files and partial lines; a changed input is
@@ -12,21 +14,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Final
 
 import msgspec
 
 from shipper.config import InputConfig, ShipperConfig, load_config
+from shipper.files import FileTable
 from shipper.follower import InputRuntime
-from wharf import sdnotify
+from shipper.lifecycle import FileState
 from wharf.errors import InvalidArgument
 
-if TYPE_CHECKING:
-    from shipper.daemon import Daemon
-
 log = logging.getLogger(__name__)
+
+# While removed inputs' last batches are acknowledged, their tracks are looked at this often.
+_SETTLE_POLL_S: Final = 0.05
 
 # Keys a running daemon cannot change under its feet (the connection, the identity, the
 # directory that holds the checkpoints and the spool).
@@ -40,6 +44,7 @@ RESTART_KEYS = (
     "window",
     "spool_max_bytes",
     "memory_queue_bytes",
+    "builders",
     "metrics_listen",
     "max_line_bytes",
     "reconnect_backoff_s",
@@ -77,48 +82,36 @@ def plan_reload(old: ShipperConfig, new: ShipperConfig, running: list[InputRunti
     return ReloadPlan(effective, inputs, added, list(by_key.values()), restart)
 
 
-async def apply_reload(d: Daemon, path: Path) -> None:
-    """Re-read ``path`` into the running daemon: added inputs start, removed ones stop once
-    their acknowledged positions are saved (kept as dormant positions, so an input added back
-    resumes where it stopped); every other file keeps its position and its open descriptor."""
+def read_plan(path: Path, running: ShipperConfig, inputs: list[InputRuntime]) -> ReloadPlan | None:
+    """The plan for the config at ``path`` against the running one; ``None`` (and the reason
+    logged) when it cannot be loaded: the running config stays."""
     try:
         new = load_config(path)
     except InvalidArgument as exc:
         log.error("reload failed, keeping the running config: %s", exc)
-        return
-    sdnotify.notify("RELOADING=1", f"MONOTONIC_USEC={sdnotify.monotonic_usec()}")
-    plan = plan_reload(d.cfg, new, d.inputs)
-    for key in plan.restart_needed:
-        d._warn(f"reload: {key} changed; it takes effect at the next restart")
-    removed = set(plan.removed)
-    victims = [f for f in d.files.followers.values() if f.input in removed]
-    d.paused.update(victims)
-    for cut in d.batcher.cut_all():
-        d.delivery.dispatch(cut)
-    deadline = time.monotonic() + d.cfg.shutdown_timeout_s
-    while any(f.track.busy for f in victims) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    saved = {e.file_id: e for e in d.files.state().files}
+        return None
+    return plan_reload(running, new, inputs)
+
+
+async def retire(
+    files: FileTable, removed: list[InputRuntime], cut_all: Callable[[], None], timeout_s: float
+) -> None:
+    """Let the files of ``removed`` inputs go: they stop being read (``PAUSED``), their pending
+    batches leave (``cut_all``), and once their spans are acknowledged (or ``timeout_s``
+    passed) they are released with their acknowledged positions kept as dormant checkpoints,
+    so an input added back resumes where it stopped. Their rotated files (detached) are
+    dropped. Every other file keeps its position and its open descriptor."""
+    gone = set(removed)
+    victims = [f for f in files.followers.values() if f.input in gone]
+    paused = [f for f in victims if f.state in (FileState.FOLLOWING, FileState.WAITING)]
+    for f in paused:
+        files.pause(f)
+    cut_all()
+    deadline = time.monotonic() + timeout_s
+    while any(f.track.busy for f in paused) and time.monotonic() < deadline:
+        await asyncio.sleep(_SETTLE_POLL_S)
+    saved = {e.file_id: e for e in files.state().files}
     for f in victims:
-        d.files.release(f)
-        d.pending_tails.discard(f)
-        d.dirty.pop(f, None)
-        if not f.detached:
-            d.files.dormant[f.key] = saved[f.file_id]
-    d.paused.difference_update(victims)
-    d.inputs = plan.inputs
-    d.files.inputs = d.inputs
-    d.cfg = plan.config
-    d.files.cfg = plan.config
-    d.batcher.batch_bytes = plan.config.batch_bytes
-    d.batcher.linger_s = plan.config.linger_s
-    d.problems.log_interval_s = plan.config.problem_log_interval_s
-    d.rescan()
-    d.save_checkpoint()
-    sdnotify.notify("READY=1")
-    log.info(
-        "reloaded: %d inputs (%d added, %d removed)",
-        len(d.inputs),
-        len(plan.added),
-        len(plan.removed),
-    )
+        # A detached file was not where its path says: no position to keep for that path.
+        attached = f.state in (FileState.PAUSED, FileState.FOLLOWING, FileState.WAITING)
+        files.retire(f, saved.get(f.file_id) if attached else None)

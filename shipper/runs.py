@@ -14,22 +14,44 @@ from __future__ import annotations
 
 from typing import Any
 
-from parsers import FieldColumns, Parser
+import msgspec
+
+from parsers import FieldColumns, Parser, get_parser
 from parsers.columnar import columnar_for
 from parsers.lines import LineRun
 from parsers.raw import RawParser
 from wharf import batch as wb
 
 
-class RunParts:
-    """One input's runs into batch parts (see the module docstring)."""
+class ParseSpec(msgspec.Struct, frozen=True, array_like=True):
+    """How an input turns lines into records, as plain data: what a builder process needs to
+    parse an input's runs as the reader would (``shipper.building``)."""
 
-    __slots__ = ("columnar", "fields", "raw")
+    parser: str
+    options: dict[str, Any] = {}
+    fields: dict[str, Any] = {}
+
+
+class RunParts:
+    """One input's runs into batch parts (see the module docstring).
+
+    With ``deferred`` set, ``part`` only wraps the lines (``wharf.batch.Run.unparsed`` is the
+    spec) and ``finish``, in a builder process, parses them: the reading thread then does no
+    per-line work at all.
+    """
+
+    __slots__ = ("columnar", "deferred", "fields", "raw")
 
     def __init__(self, parser: Parser, fields: dict[str, Any]) -> None:
         self.raw = isinstance(parser, RawParser)
         self.columnar = None if self.raw else columnar_for(parser)
         self.fields = fields  # the input's own, merged over what the parser found
+        self.deferred: ParseSpec | None = None
+
+    @classmethod
+    def of(cls, spec: ParseSpec) -> RunParts:
+        """The parts of an input given by its spec (in a builder process)."""
+        return cls(get_parser(spec.parser, **spec.options), dict(spec.fields))
 
     @property
     def takes_runs(self) -> bool:
@@ -40,31 +62,39 @@ class RunParts:
         self, lines: LineRun, *, now_ns: int, host: str, source: str, file_id: str
     ) -> tuple[wb.Run, int]:
         """The batch part of ``lines`` (``now_ns``: the ts of lines without one), and how many
-        of them failed to parse. Only when ``takes_runs``."""
-        extra = self.fields
-        if self.columnar is None:
-            fields = FieldColumns.constant(extra, lines.lines) if extra else None
-            run = wb.Run(
-                lines.blob,
-                lines.lines,
-                lines.offset,
-                ts=now_ns,
-                host=host,
-                source=source,
-                file_id=file_id,
-                fields=fields,
-            )
-            return run, 0
-        block = self.columnar.parse_block(lines.blob, lines.lines, now_ns)
+        of them failed to parse. Only when ``takes_runs``; unparsed when ``deferred``."""
         run = wb.Run(
             lines.blob,
             lines.lines,
             lines.offset,
-            ts=block.ts,
+            ts=now_ns,
             host=host,
             source=source,
             file_id=file_id,
+            unparsed=self.deferred,
+        )
+        if self.deferred is not None:
+            return run, 0
+        return self.finish(run)
+
+    def finish(self, run: wb.Run) -> tuple[wb.Run, int]:
+        """``run``'s lines parsed (its ``ts``: the time of lines without one), and how many of
+        them failed to parse."""
+        if not isinstance(run.ts, int):
+            raise TypeError("finish() takes a run as read: one ts for all its lines")
+        extra = self.fields
+        kw: dict[str, Any] = {"host": run.host, "source": run.source, "file_id": run.file_id}
+        if self.columnar is None:
+            fields = FieldColumns.constant(extra, run.count) if extra else None
+            return wb.Run(run.blob, run.count, run.offset, ts=run.ts, fields=fields, **kw), 0
+        block = self.columnar.parse_block(run.blob, run.count, run.ts)
+        parsed = wb.Run(
+            run.blob,
+            run.count,
+            run.offset,
+            ts=block.ts,
             levels=block.levels,
             fields=block.fields.with_extra(extra) if extra else block.fields,
+            **kw,
         )
-        return run, block.errors
+        return parsed, block.errors

@@ -68,6 +68,34 @@ class FileStatus(msgspec.Struct, kw_only=True):
     state: str  # open, closed, detached, finishing, waiting
 
 
+class FilesSnapshot(msgspec.Struct, kw_only=True, frozen=True):
+    """What the file table shows the outside (``FileTable.snapshot``)."""
+
+    files: list[FileStatus]  # by path
+    open_files: int
+    followed_files: int
+    unreadable: dict[str, str]  # path -> why
+
+    @property
+    def lag_bytes(self) -> int:
+        """Bytes written to followed files and not yet acknowledged."""
+        return sum(f.lag_bytes for f in self.files)
+
+
+class DeliverySnapshot(msgspec.Struct, kw_only=True, frozen=True):
+    """What the way out (producer, outbox, spool) shows the outside."""
+
+    connection: str  # "connected HOST:PORT", "disconnected", "not started"
+    connected: bool
+    last_error: str
+    spool_bytes: int
+    spool_batches: int
+    spooling: bool
+    queued_batches: int
+    inflight_batches: int
+    memory_queue_bytes: int
+
+
 class StatusReport(msgspec.Struct, kw_only=True):
     """The whole status file."""
 

@@ -131,6 +131,12 @@ class Producer:
         return f"<Producer {self.state} unacked={len(self._unacked)}>"
 
     @property
+    def failure(self) -> DeliveryError | None:
+        """Why this producer gave up for good (its deadline passed, or a collector refused
+        this client); ``None`` while it keeps trying."""
+        return self._fatal
+
+    @property
     def batch_version(self) -> int:
         """The batch version to build in: the newest the collector takes."""
         return max(self.batch_versions)

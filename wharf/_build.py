@@ -63,9 +63,24 @@ class Run:
     previous one's newline. ``ts`` is one time for all (the read time) or one per record
     (parsed); ``levels`` and ``fields`` are per record, or ``None`` for "none" and "empty".
     The builder trusts these invariants (the collector checks the batch it gets).
+
+    ``unparsed``, when set, says the lines are still to be parsed, and with what (opaque here:
+    a producer that parses in another process marks runs so, ``ts`` then being the time for
+    lines without one); splitting keeps it, and ``build_parts`` refuses such a run.
     """
 
-    __slots__ = ("blob", "count", "fields", "file_id", "host", "levels", "offset", "source", "ts")
+    __slots__ = (
+        "blob",
+        "count",
+        "fields",
+        "file_id",
+        "host",
+        "levels",
+        "offset",
+        "source",
+        "ts",
+        "unparsed",
+    )
 
     def __init__(
         self,
@@ -79,6 +94,7 @@ class Run:
         file_id: str,
         levels: Sequence[str | None] | None = None,
         fields: FieldColumns | None = None,
+        unparsed: object = None,
     ) -> None:
         self.blob = blob
         self.count = count
@@ -89,6 +105,7 @@ class Run:
         self.file_id = file_id
         self.levels = levels
         self.fields = fields
+        self.unparsed = unparsed
 
     def __len__(self) -> int:
         return self.count
@@ -118,7 +135,12 @@ class Run:
         cut = sum(map(len, pieces[:k])) + k - 1  # the newline that ends line k - 1
         ts, levels, fields = self.ts, self.levels, self.fields
         head_fields, rest_fields = fields.split(k) if fields is not None else (None, None)
-        kw: dict[str, Any] = {"host": self.host, "source": self.source, "file_id": self.file_id}
+        kw: dict[str, Any] = {
+            "host": self.host,
+            "source": self.source,
+            "file_id": self.file_id,
+            "unparsed": self.unparsed,
+        }
         head = Run(
             self.blob[:cut],
             k,
@@ -209,6 +231,8 @@ def build_parts(
     """``build`` for a sequence of parts, each a ``Run`` or a sequence of records, whose
     records follow each other in the batch in that order."""
     parts = [p for p in parts if len(p)]
+    if any(isinstance(p, Run) and p.unparsed is not None for p in parts):
+        raise InvalidArgument("a run of lines still to be parsed cannot be built")
     n = sum(map(len, parts))
     if n == 0:
         raise InvalidArgument("a batch needs at least one record")

@@ -212,7 +212,7 @@ def test_runs_are_cut_at_the_records_add_many_cuts_at(
 
 
 def _ship(data: bytes, parser_name: str, fast: bool, extra: dict[str, Any]) -> list[Any]:
-    """What the reader does with ``data`` (``shipper.reading``) down to built batches, by the
+    """What the reader does with ``data`` (``shipper.intake``) down to built batches, by the
     zero-copy path or the per-line one; the records and spans of every batch."""
     parser = get_parser(parser_name)
     runs = RunParts(parser, extra)
