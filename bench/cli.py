@@ -4,7 +4,7 @@
 Run: ``.venv/bin/python bench/cli.py [--mb 512] [--runs 3] [--keep]``. Prints one JSON object.
 
 The topic: ``../shared/data/logs/apache_combined.log`` repeated to at least ``--mb`` megabytes
-of lines, cut into batches of about 4 MiB of text (the shipper's default), from 4 hosts on 4
+of lines, cut into batches of about 4 MiB of text (``wharf ship``'s default), from 4 hosts on 4
 partitions, its records spread evenly over the 24 hours that end when the data is written, so
 the newest are recent. It is written straight into a store, then served by
 ``wharf collector run``. The same lines, in the same order, go to ``lines.log.zst`` (zstd -3,
@@ -54,7 +54,7 @@ from wharf.topics import partition_for  # noqa: E402
 
 SOURCE = ROOT.parent / "shared" / "data" / "logs" / "apache_combined.log"
 WHARF = str(Path(sys.executable).with_name("wharf"))
-BATCH_BYTES = 4 << 20  # the shipper's default batch_bytes
+BATCH_BYTES = 4 << 20  # wharf ship's default batch size of text
 PARTITIONS = 4
 PATTERN = "Googlebot"
 HOUR_NS = 3600 * 10**9

@@ -5,7 +5,7 @@ Run: ``.venv/bin/python bench/console_api.py [--lines 2000000] [--runs 3] [--kee
 JSON object.
 
 The topic: ``../shared/data/logs/apache_combined.log`` repeated to ``--lines`` lines, cut into
-batches of about 4 MiB of text (the shipper's default), from 6 hosts on 4 partitions, each
+batches of about 4 MiB of text (``wharf ship``'s default), from 6 hosts on 4 partitions, each
 line's level taken from its status (5xx error, 4xx warn, 3xx debug, else info), its records
 spread evenly over the 24 hours that end when the data is written. The same lines, in the same
 order, go to ``lines.log.zst`` (zstd -3, what the store uses). Measured, each the median of
@@ -53,7 +53,7 @@ from wharf.record import Record  # noqa: E402
 from wharf.topics import partition_for  # noqa: E402
 
 SOURCE = ROOT.parent / "shared" / "data" / "logs" / "apache_combined.log"
-BATCH_BYTES = 4 << 20  # the shipper's default batch_bytes
+BATCH_BYTES = 4 << 20  # wharf ship's default batch size of text
 PARTITIONS = 4
 HOSTS = [f"web-{i}" for i in range(6)]
 PATTERN = "Googlebot"

@@ -37,7 +37,7 @@ from wharf import batch as wb  # noqa: E402
 from wharf.record import Record  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "logs"
-BATCH_BYTES = 4 << 20  # the shipper's default batch size of text (shipper.toml batch_bytes)
+BATCH_BYTES = 4 << 20  # wharf ship's default batch size of text (shipper/oneshot.py)
 DAY_NS = 86_400 * 10**9
 T0 = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
 

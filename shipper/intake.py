@@ -23,8 +23,9 @@ from shipper.runs import RunParts
 from shipper.status import Stats
 from shipper.tail import Columns, Event
 
-# Cut batches waiting for the builder before reading pauses (bounds memory).
-BUILD_AHEAD: Final = 2
+# Cut batches waiting for the builder before reading pauses (bounds memory: one is enough for
+# the next build to start the moment one ends).
+BUILD_AHEAD: Final = 1
 # A batch waits up to ``linger_s`` to fill while earlier ones are being delivered; once every
 # file is read and nothing is in flight there is nothing to wait for, and it leaves after this
 # (Kafka's producer: linger.ms = 5). Under load batches fill while the window is busy; at a

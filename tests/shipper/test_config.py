@@ -34,7 +34,8 @@ def test_example_config_loads_and_documents_every_key() -> None:
 
 def test_minimal_design_config_works_with_defaults() -> None:
     cfg = parse_config(MINIMAL, "shipper.toml")
-    assert cfg.batch_bytes == 4 << 20 and cfg.linger_s == 1.0
+    assert cfg.batch_bytes == 2 << 20 and cfg.linger_s == 1.0
+    assert cfg.memory_queue_bytes == 8 << 20 and cfg.builders == 0
     assert cfg.spool_max_bytes > 0 and cfg.max_open_files == 1024
     assert cfg.inputs[0].start_at == "beginning" and cfg.metrics_listen == ""
     assert cfg.ssl_context() is None
