@@ -35,7 +35,10 @@ def console(stderr: bool = False) -> Console:
 
 
 def fail(message: str) -> NoReturn:
-    """Print ``wharf: <message>`` on stderr and exit 2."""
+    """Print ``wharf: <message>`` on stderr and exit 2.
+
+    Plain ``print``, never a rich console: messages hold user and server text (a pattern like
+    ``[abc``, a key like ``inputs[0].parser``, a path) that rich would take for markup."""
     import typer  # noqa: PLC0415 (see the module docstring)
 
     print(f"wharf: {message}", file=sys.stderr)

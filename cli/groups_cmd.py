@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 import msgspec
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cli._common import console, stdout_is_terminal, user_errors
@@ -35,12 +36,13 @@ def _as_json(output: str) -> bool:
 
 
 def _table(info: GroupInfo, title: str | None = None) -> Table:
+    # Names come from the user or the collector: data, not markup (escape every cell and title).
     table = Table(
-        "topic", "partition", "committed", "start", "end", "lag", title=title or info.group
+        "topic", "partition", "committed", "start", "end", "lag", title=escape(title or info.group)
     )
     for row in info.offsets:
         table.add_row(
-            row.topic,
+            escape(row.topic),
             str(row.partition),
             "-" if row.committed is None else str(row.committed),
             str(row.start_offset),
@@ -74,7 +76,7 @@ def list_groups(output: Output = "", http: HttpUrl = None) -> None:
         return
     table = Table("group", "topics", "lag")
     for g in groups:
-        table.add_row(g.group, ", ".join(_topics(g)), str(g.lag))
+        table.add_row(escape(g.group), escape(", ".join(_topics(g))), str(g.lag))
     console().print(table)
 
 
@@ -187,13 +189,13 @@ def reset(
         print(msgspec.json.encode(after).decode())
         return
     was = {(r.topic, r.partition): r.committed for r in before.offsets}
-    table = Table("topic", "partition", "was", "now", "end", "lag", title=f"{group}: reset")
+    table = Table("topic", "partition", "was", "now", "end", "lag", title=f"{escape(group)}: reset")
     for row in after.offsets:
         if row.topic not in topics or (partition is not None and row.partition != partition):
             continue
         old = was.get((row.topic, row.partition))
         table.add_row(
-            row.topic,
+            escape(row.topic),
             str(row.partition),
             "-" if old is None else str(old),
             str(row.committed),

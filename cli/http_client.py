@@ -27,6 +27,7 @@ import msgspec
 
 from wharf.api import (
     CommitRequest,
+    CompactResult,
     ConsumeEnd,
     ConsumeRequest,
     ContextHit,
@@ -202,6 +203,12 @@ class Client:
         """``DELETE /v1/topics/{t}``: the topic and every record in it."""
         self._request("DELETE", f"/v1/topics/{_seg(name)}", ())
 
+    def compact_topic(self, name: str) -> CompactResult:
+        """``POST /v1/topics/{t}/compact``: answers once every sealed segment is compacted
+        (minutes for a big topic: no read timeout)."""
+        path = f"/v1/topics/{_seg(name)}/compact"
+        return self._decode(self._request("POST", path, (), b"", patient=True), CompactResult)
+
     # -- consumer groups ------------------------------------------------------------------
 
     def groups(self) -> GroupList:
@@ -261,8 +268,17 @@ class Client:
         except ValueError:
             raise RemoteError(f"{self.base_url}: the answer is not JSON") from None
 
-    def _request(self, method: str, path: str, params: Params, body: bytes | None = None) -> bytes:
-        conn, resp = self._open(method, path, params, body, self.timeout)
+    def _request(
+        self,
+        method: str,
+        path: str,
+        params: Params,
+        body: bytes | None = None,
+        *,
+        patient: bool = False,
+    ) -> bytes:
+        """One answer's body (``patient``: wait for it as long as it takes once sent)."""
+        conn, resp = self._open(method, path, params, body, self.timeout, patient=patient)
         try:
             return resp.read()
         except (OSError, http.client.HTTPException) as exc:
@@ -310,8 +326,18 @@ class Client:
             conn.close()
 
     def _open(
-        self, method: str, path: str, params: Params, body: bytes | None, timeout: float | None
+        self,
+        method: str,
+        path: str,
+        params: Params,
+        body: bytes | None,
+        timeout: float | None,
+        *,
+        patient: bool = False,
     ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        """Send a request and read the answer's head: within the client's timeout, or (when
+        ``patient``) connecting and sending within it and the answer as late as it comes.
+        ``timeout`` then applies to the body."""
         conn: http.client.HTTPConnection
         if self._https:
             conn = http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout)
@@ -325,6 +351,8 @@ class Client:
             headers["Content-Type"] = "application/json"
         try:
             conn.request(method, url, body=body, headers=headers)
+            if patient and conn.sock is not None:
+                conn.sock.settimeout(None)
             resp = conn.getresponse()
             if conn.sock is not None:
                 conn.sock.settimeout(timeout)

@@ -87,7 +87,7 @@ def _print_table(rows: list[ParseResult]) -> None:
         table.add_row(
             str(row.offset),
             _ts_text(row.ts),
-            row.level or "",
+            escape(row.level or ""),
             escape(fields),
             escape(row.error or ""),
         )

@@ -363,7 +363,8 @@ class _Ui:
         self._started = self._last_plain = time.monotonic()
         if not self._rich:
             return
-        columns: list[Any] = [TextColumn("{task.description}")]
+        # The label names the topic and the sink (a path, a URL): data, not markup.
+        columns: list[Any] = [TextColumn("{task.description}", markup=False)]
         if total is None:
             columns += [SpinnerColumn(), TextColumn("{task.completed:,} records")]
         else:

@@ -104,11 +104,12 @@ def _print_table(report: Any, alive: bool) -> None:
 
     out = console()
     state = "running" if alive else "NOT RUNNING (last status shown)"
+    # What the status file says (ids, hosts, paths, topics, error texts) is data, not markup:
+    # "/var/log/[x]/a.log" must print as it is.
     out.print(
-        f"[bold]shipper[/bold] {report.shipper_id} on {report.host}: {state}, pid {report.pid}, "
-        f"updated {_age(report.updated_at)}"
+        f"[bold]shipper[/bold] {escape(report.shipper_id)} on {escape(report.host)}: {state}, "
+        f"pid {report.pid}, updated {_age(report.updated_at)}"
     )
-    # Paths and error texts are data, not markup: "/var/log/[x]/a.log" must print as it is.
     out.print(
         f"connection: {escape(report.connection)}"
         + (f" (last error: {escape(report.last_error)})" if report.last_error else "")
@@ -123,7 +124,9 @@ def _print_table(report: Any, alive: bool) -> None:
         f"in flight {report.inflight_batches}"
     )
     drops = {k: v for k, v in report.drops.items() if v}
-    out.print("drops: " + (", ".join(f"{k}={v}" for k, v in drops.items()) if drops else "none"))
+    out.print(
+        "drops: " + (escape(", ".join(f"{k}={v}" for k, v in drops.items())) if drops else "none")
+    )
     for w in report.warnings:
         out.print(f"[yellow]warning:[/yellow] {escape(w)}")
     table = Table(show_header=True, header_style="bold")
@@ -134,13 +137,13 @@ def _print_table(report: Any, alive: bool) -> None:
     for f in report.files:
         table.add_row(
             escape(f.path),
-            f.topic,
-            f"{f.dev}:{f.ino} {f.file_id.rsplit('.', 1)[-1]}",
+            escape(f.topic),
+            escape(f"{f.dev}:{f.ino} {f.file_id.rsplit('.', 1)[-1]}"),
             str(f.offset),
             str(f.size),
             _size(f.lag_bytes),
             _age(f.last_read),
             str(f.rotations),
-            f.state,
+            escape(f.state),
         )
     out.print(table)

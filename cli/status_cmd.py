@@ -55,11 +55,14 @@ def status(
 
 
 def _show(info: dict[str, Any], url: str) -> None:
+    """Everything the collector answers (names, addresses, errors) is data, not markup: it is
+    escaped wherever it meets our own markup or a table cell."""
     out = console()
     ok = info.get("status") == "ok"
-    state = "[green]healthy[/green]" if ok else f"[red]unavailable[/red]: {info.get('error')}"
+    error, version = (escape(str(info.get(k))) for k in ("error", "version"))
+    state = "[green]healthy[/green]" if ok else f"[red]unavailable[/red]: {error}"
     out.print(
-        f"[bold]collector[/bold] {url}  {state}  version {info.get('version')}  "
+        f"[bold]collector[/bold] {escape(url)}  {state}  version {version}  "
         f"up {_uptime(info.get('uptime_s'))}"
     )
     ingest = info.get("ingest") or {}
@@ -77,9 +80,9 @@ def _show(info: dict[str, Any], url: str) -> None:
             table = Table("peer", "client", "producer id", "connected for", "in flight")
             for s in shippers:
                 table.add_row(
-                    str(s.get("peer", "-")),
-                    str(s.get("client") or "-"),
-                    str(s.get("producer_id", "-"))[:12],
+                    escape(str(s.get("peer", "-"))),
+                    escape(str(s.get("client") or "-")),
+                    escape(str(s.get("producer_id", "-"))[:12]),
                     _uptime(s.get("connected_s")),
                     str(s.get("in_flight", "-")),
                 )
@@ -88,7 +91,7 @@ def _show(info: dict[str, Any], url: str) -> None:
     table = Table("topic", "partitions", "records", "on disk", "ratio", "records/s", "time span")
     for t in info.get("topics", []):
         table.add_row(
-            t["name"],
+            escape(str(t["name"])),
             str(t.get("partitions", "-")),
             f"{t.get('records', 0):,}",
             human_bytes(t.get("bytes")),
@@ -132,29 +135,32 @@ def _show_cluster(storage: dict[str, Any]) -> None:
         return
     out = console()
     connected = storage.get("connected")
-    where = f"connected to {connected}" if connected else "[red]not connected[/red]"
+    where = f"connected to {escape(str(connected))}" if connected else "[red]not connected[/red]"
     servers = storage.get("servers") or []
+    copies, name = escape(str(storage.get("replicas"))), escape(repr(storage.get("name")))
     out.print(
         f"[bold]cluster[/bold]   NATS JetStream, {len(servers)} servers, {where}, "
-        f"replicas {storage.get('replicas')}, name {storage.get('name')!r}"
+        f"replicas {copies}, name {name}"
     )
     table = Table("topic", "partition", "stream", "leader", "replicas", "messages", "index lag")
     for row in storage.get("streams") or []:
         if "error" in row:
             table.add_row(
-                str(row.get("topic")), str(row.get("partition")), str(row.get("stream")),
-                f"[red]{row['error']}[/red]", "-", "-", "-",
+                escape(str(row.get("topic"))), escape(str(row.get("partition"))),
+                escape(str(row.get("stream"))), f"[red]{escape(str(row['error']))}[/red]",
+                "-", "-", "-",
             )  # fmt: skip
             continue
         replicas = ", ".join(
-            f"{r.get('name')}" + ("" if r.get("current") else " [yellow](behind)[/yellow]")
+            escape(str(r.get("name"))) + ("" if r.get("current") else " [yellow](behind)[/yellow]")
             for r in row.get("replicas") or []
         )
+        leader = row.get("leader")
         table.add_row(
-            str(row.get("topic")),
-            str(row.get("partition")),
-            str(row.get("stream")),
-            str(row.get("leader") or "[red]none[/red]"),
+            escape(str(row.get("topic"))),
+            escape(str(row.get("partition"))),
+            escape(str(row.get("stream"))),
+            escape(str(leader)) if leader else "[red]none[/red]",
             replicas or "-",
             f"{row.get('messages', 0):,}",
             f"{row.get('index_lag', 0):,}",

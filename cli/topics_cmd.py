@@ -9,6 +9,7 @@ from typing import Annotated
 
 import msgspec
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cli._common import console, stdout_is_terminal, user_errors
@@ -19,7 +20,7 @@ from wharf.api import CreateTopic, TopicSizes
 from wharf.errors import InvalidArgument
 from wharf.topics import TopicConfig
 
-app = typer.Typer(help="List, describe, create and delete topics.", no_args_is_help=True)
+app = typer.Typer(help="List, describe, create, compact and delete topics.", no_args_is_help=True)
 
 DataDir = Annotated[
     Path | None,
@@ -142,7 +143,7 @@ def list_topics(data_dir: DataDir = None, output: Output = "", http: HttpUrl = N
     )
     for t in topics:
         table.add_row(
-            t.name,
+            escape(t.name),
             str(len(t.partitions)),
             f"{t.records:,}",
             human_bytes(t.bytes),
@@ -174,7 +175,7 @@ def describe(
         return
     config = info.config
     out = console()
-    out.print(f"[bold]{info.name}[/bold]")
+    out.print(f"[bold]{escape(info.name)}[/bold]")
     summary = [
         ("records", f"{info.records:,}"),
         ("on disk", human_bytes(info.bytes)),
@@ -187,11 +188,13 @@ def describe(
     ]  # fmt: skip
     for key, value in summary:
         out.print(f"  {key:<17}{value}")
-    table = Table(
-        "partition", "start", "end", "records", "on disk", "raw", "ratio", "segments", "time span"
-    )
+    compacting = any(p.compaction is not None for p in info.partitions)
+    columns = ["partition", "start", "end", "records", "on disk", "raw", "ratio", "segments"]
+    if compacting:
+        columns += ["compacted", "before", "after", "filters"]
+    table = Table(*columns, "time span")
     for p in info.partitions:
-        table.add_row(
+        row = [
             str(p.partition),
             str(p.start_offset),
             str(p.end_offset),
@@ -200,14 +203,28 @@ def describe(
             human_bytes(p.line_bytes),
             ratio(p.line_bytes, p.bytes),
             str(p.segments),
-            human_span(p.min_ts, p.max_ts),
-        )
+        ]
+        if compacting:
+            c = p.compaction
+            row += (
+                ["-"] * 4
+                if c is None
+                else [
+                    str(c.segments),
+                    human_bytes(c.bytes_before),
+                    human_bytes(c.bytes_after),
+                    human_bytes(c.filter_bytes),
+                ]
+            )
+        table.add_row(*row, human_span(p.min_ts, p.max_ts))
     out.print(table)
 
 
 @app.command("create")
 def create(
-    topic: Annotated[str, typer.Argument(help="Topic name: [a-z0-9][a-z0-9._-]{0,63}.")],
+    topic: Annotated[
+        str, typer.Argument(help=f"Topic name: {escape('[a-z0-9][a-z0-9._-]{0,63}')}.")
+    ],
     partitions: Annotated[
         int | None, typer.Option("--partitions", help="Number of partitions (fixed for life).")
     ] = None,
@@ -217,6 +234,18 @@ def create(
     ] = None,
     retention_bytes: Annotated[
         int | None, typer.Option("--retention-bytes", help="Per-partition size limit.")
+    ] = None,
+    segment_bytes: Annotated[
+        int | None,
+        typer.Option(
+            "--segment-bytes",
+            help="Roll a partition's active segment at this size (bytes); sealed segments are "
+            "what retention deletes and compaction rewrites.",
+        ),
+    ] = None,
+    segment_age: Annotated[
+        str | None,
+        typer.Option("--segment-age", help="Roll a partition's active segment this old: 1h, 1d."),
     ] = None,
     output: Output = "",
     http: HttpUrl = None,
@@ -228,6 +257,8 @@ def create(
       [bold]wharf topics create nginx --partitions 4 --retention 7d[/bold]
 
       [bold]wharf topics create audit --retention forever[/bold]
+
+      [bold]wharf topics create access --segment-bytes 268435456 --segment-age 1d[/bold]
     """
     with user_errors():
         as_json = _as_json(output)
@@ -235,19 +266,56 @@ def create(
         if retention is not None:
             forever = retention.strip().lower() in ("forever", "-1", "infinite")
             retention_ms = -1 if forever else parse_duration(retention) // 1_000_000
+        segment_ms = None if segment_age is None else parse_duration(segment_age) // 1_000_000
         req = CreateTopic(
             topic,
             partitions=partitions,
             retention_ms=retention_ms,
             retention_bytes=retention_bytes,
+            segment_bytes=segment_bytes,
+            segment_ms=segment_ms,
         )
         info = Client(http).create_topic(req)
     if as_json:
         _print_json(info)
     else:
         console().print(
-            f"created topic [bold]{info.name}[/bold] with {len(info.partitions)} partition(s)"
+            f"created topic [bold]{escape(info.name)}[/bold] "
+            f"with {len(info.partitions)} partition(s)"
         )
+
+
+@app.command("compact")
+def compact(topic: TopicArg, output: Output = "", http: HttpUrl = None) -> None:
+    """Compact a topic now: roll its active segments, then rewrite every sealed segment not compacted yet (compressed harder, with token filters that let a grep for a needle skip what cannot hold it). Returns when done. The collector also does this in the background (the compaction section of collector.toml).
+
+    Examples:
+
+      [bold]wharf topics compact nginx[/bold]
+
+      [bold]wharf topics compact nginx -o json[/bold]
+    """
+    with user_errors():
+        as_json = _as_json(output)
+        result = Client(http).compact_topic(topic)
+    if as_json:
+        _print_json(result)
+        return
+    out = console()
+    out.print(
+        f"compacted [bold]{escape(result.topic)}[/bold]: {result.segments} segment(s), "
+        f"{result.batches:,} batches in {result.seconds:.1f} s"
+    )
+    if result.segments:
+        out.print(
+            f"  {human_bytes(result.bytes_before)} -> {human_bytes(result.bytes_after)} "
+            f"({ratio(result.bytes_before, result.bytes_after)} smaller), token filters "
+            f"{human_bytes(result.filter_bytes)}, raw text {human_bytes(result.line_bytes)}"
+        )
+    for error in result.errors:
+        out.print(f"  [red]{escape(error)}[/red]")
+    if result.errors:
+        raise typer.Exit(1)
 
 
 @app.command("delete")

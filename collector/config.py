@@ -16,6 +16,7 @@ from typing import Final, Literal
 
 import msgspec
 
+from collector.storage.compaction import CompactionSettings
 from collector.storage.topic_config import TopicConfig
 from wharf.errors import InvalidArgument, WharfError
 from wharf.fsutil import read_config_text
@@ -195,6 +196,7 @@ class CollectorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     http: str = DEFAULT_HTTP
     allow_insecure_remote: bool = False
     storage: StorageSettings = StorageSettings()
+    compaction: CompactionSettings = CompactionSettings()
     search: SearchSettings = SearchSettings()
     api: ApiSettings = ApiSettings()
     topic_defaults: TopicConfig = TopicConfig()
@@ -253,9 +255,22 @@ class CollectorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 message = f"must be more than 0, got {value}"
                 yield f"api.{name}", message, f"api.{name} {message}"
         yield from _limit_checks(self.limits)
+        yield from _compaction_checks(self.compaction)
         if self.cluster is not None:
             yield from _cluster_checks(self.cluster)
         yield from _input_checks(self)
+
+
+def _compaction_checks(c: CompactionSettings) -> Iterator[tuple[str, str, str]]:
+    if not 1 <= c.level <= 22:
+        message = f"must be a zstd level, 1..22, got {c.level}"
+        yield "compaction.level", message, f"compaction.level {message}"
+    if not 0 < c.cpu_share <= 1:
+        message = f"must be more than 0 and at most 1 (one core), got {c.cpu_share}"
+        yield "compaction.cpu_share", message, f"compaction.cpu_share {message}"
+    if c.check_s <= 0:
+        message = f"must be more than 0, got {c.check_s}"
+        yield "compaction.check_s", message, f"compaction.check_s {message}"
 
 
 def _limit_checks(limits: LimitSettings) -> Iterator[tuple[str, str, str]]:

@@ -123,6 +123,7 @@ class Collector:
                 default_config=config.topic_defaults,
                 max_topics=config.limits.max_topics,
                 max_open_files=open_files,
+                compaction_settings=config.compaction,
             )
             self.store = self.embedded
         self.ssl_context = server_ssl_context(config)

@@ -315,6 +315,22 @@ class CreateTopic(msgspec.Struct, forbid_unknown_fields=True):
     segment_ms: int | None = None
 
 
+class CompactResult(msgspec.Struct, frozen=True):
+    """``POST /v1/topics/{t}/compact``: what compacting every sealed segment did, once done
+    (``segments`` compacted now; bytes of those segments before and after, and of their token
+    filters; ``line_bytes``: their raw text; ``errors``: segments left as they were, and why)."""
+
+    topic: str
+    segments: int
+    batches: int
+    bytes_before: int
+    bytes_after: int
+    filter_bytes: int
+    line_bytes: int
+    seconds: float
+    errors: list[str]
+
+
 class CommitRequest(msgspec.Struct, forbid_unknown_fields=True):
     """``POST /v1/groups/{group}/commit``: the next offset the group will read."""
 
@@ -482,8 +498,19 @@ class OffsetAnswer(msgspec.Struct):
     end_offset: int
 
 
+class Compaction(msgspec.Struct, frozen=True):
+    """A partition's compacted segments: how many, their bytes before and after compaction,
+    and the bytes of their token filters (``wharf topics compact``)."""
+
+    segments: int
+    bytes_before: int
+    bytes_after: int
+    filter_bytes: int
+
+
 class PartitionInfo(msgspec.Struct, frozen=True):
-    """A partition of a described topic (``end_offset``: the next offset to be written)."""
+    """A partition of a described topic (``end_offset``: the next offset to be written).
+    ``compaction``: ``None`` where the backend does not compact (the cluster's JetStream)."""
 
     partition: int
     start_offset: int
@@ -492,9 +519,10 @@ class PartitionInfo(msgspec.Struct, frozen=True):
     segments: int
     min_ts: int | None
     max_ts: int | None
+    compaction: Compaction | None = None
 
 
-class PartitionSizes(PartitionInfo, frozen=True):
+class PartitionSizes(PartitionInfo, frozen=True, kw_only=True):
     """A partition with the raw size of its lines (newlines included, exact)."""
 
     line_bytes: int

@@ -105,6 +105,7 @@ from wharf._layout import (
     Columns,
     ColumnsV2,
     Span,
+    cctx,
     cols_dec,
     cols_v2_dec,
     dctx,
@@ -184,6 +185,30 @@ def convert(batch: bytes, version: int) -> bytes:
         spans=b.spans,
         version=version,
     )
+
+
+def recompress(b: Batch, level: int) -> bytes:
+    """``b``'s bytes with its three frames compressed again at zstd ``level``: the same
+    header fields, meta and decompressed sections, so the same records for every reader; a new
+    checksum. Sealed segments are compacted this way (``collector.storage.compaction``)."""
+    h = b.header
+    frames = [
+        _decompress(b._frame(0), h.cols_ulen, "columns"),
+        b.lines_blob(),
+        _decompress(b._frame(2), h.fields_ulen, "fields"),
+    ]
+    ctx = cctx(level)
+    cols, lines, fields = (ctx.compress(f) if f else b"" for f in frames)
+    meta = memoryview(b.raw)[HEADER_SIZE : HEADER_SIZE + h.meta_len]
+    body = b"".join((meta, cols, lines, fields))
+    length = HEADER_SIZE - PREFIX_SIZE + len(body)
+    head = HEADER.pack(
+        h.base_offset, h.append_ms, length, 0, MAGIC, h.version, h.attributes, h.record_count,
+        h.min_ts, h.max_ts, h.producer_id, h.producer_seq, h.meta_len,
+        len(cols), h.cols_ulen, len(lines), h.lines_ulen, len(fields), h.fields_ulen,
+    )  # fmt: skip
+    crc = zlib.crc32(body, zlib.crc32(memoryview(head)[CRC_START:]))
+    return head[:PREFIX_SIZE] + struct.pack(">I", crc) + head[CRC_START:] + body
 
 
 class Header(msgspec.Struct, frozen=True, gc=False):

@@ -19,6 +19,8 @@
     GET    /v1/topics/{t}                 TopicSizes (end_offset: next to write; line_bytes:
                                            the lines' raw size, newlines included, exact)
     DELETE /v1/topics/{t}                 {"deleted": t}
+    POST   /v1/topics/{t}/compact         -> CompactResult, once every sealed segment of the
+                                           topic is compacted (its active ones rolled first)
     GET    /v1/topics/{t}/partitions/{p}/records   ConsumeRequest -> NDJSON Hit rows, then
                                            ConsumeEnd
     GET    /v1/topics/{t}/partitions/{p}/offset    OffsetRequest -> OffsetAnswer
@@ -122,6 +124,7 @@ def _routes(r: web.UrlDispatcher) -> None:
     r.add_post("/v1/topics", topics.create_topic)
     r.add_get("/v1/topics/{topic}", topics.describe_topic)
     r.add_delete("/v1/topics/{topic}", topics.delete_topic)
+    r.add_post("/v1/topics/{topic}/compact", topics.compact_topic)
     r.add_get("/v1/topics/{topic}/partitions/{partition}/records", records.consume)
     r.add_get("/v1/topics/{topic}/partitions/{partition}/offset", records.offset_for_time)
     r.add_get("/v1/topics/{topic}/partitions/{partition}/context", context.record_context)

@@ -1,6 +1,8 @@
-"""``/v1/topics``: list, describe, create, delete."""
+"""``/v1/topics``: list, describe, create, delete, compact."""
 
 from __future__ import annotations
+
+import asyncio
 
 import msgspec
 from aiohttp import web
@@ -48,3 +50,12 @@ async def delete_topic(request: web.Request) -> web.Response:
     name = request.match_info["topic"]
     await in_pool(request, request.app[STORE].delete_topic, name)
     return web.json_response({"deleted": name})
+
+
+async def compact_topic(request: web.Request) -> web.Response:
+    """``POST /v1/topics/{topic}/compact``: roll the active segments and compact every sealed
+    one now; answers when done (``CompactResult``)."""
+    NoParams.from_params(request.query.items())
+    name = request.match_info["topic"]
+    # Minutes for a big topic: a thread of its own, not one of the pool's for short reads.
+    return json_answer(await asyncio.to_thread(request.app[STORE].compact, name))

@@ -24,7 +24,15 @@ from typing import Final, NamedTuple
 
 from collector.filters.match import LineMatcher
 from collector.filters.query import Query
-from collector.storage.scan import LoadableSpan, Plannable, ScanStats, Watch, allowed
+from collector.storage.scan import (
+    LoadableSpan,
+    Plannable,
+    ScanStats,
+    Watch,
+    allowed,
+    bounded,
+    needed,
+)
 from wharf import batch as wb
 from wharf.errors import CorruptBatch
 from wharf.record import LEVELS
@@ -84,14 +92,9 @@ def _planned(
     parts: Sequence[Plannable], query: Query, stats: ScanStats, watch: Watch
 ) -> Iterator[tuple[int, LoadableSpan]]:
     lo, hi = query.ts_bounds()
+    tokens = needed(query)
     for tag, part in enumerate(parts):
-        for ref in part.refs(min_ts=lo, max_ts=hi):
-            if watch.cancel.is_set():
-                return
-            if watch.tick is not None:
-                watch.tick()
-            stats.batches_total += 1
-            yield tag, ref
+        yield from bounded(tag, part.refs(min_ts=lo, max_ts=hi), None, stats, watch, tokens)
 
 
 def _read_ahead(

@@ -35,7 +35,7 @@ from collector.filters.query import Predicate, Query
 from collector.storage.partition import AppendResult
 from collector.storage.scan import ScanHit, ScanStats, Watch
 from wharf import batch as wb
-from wharf.api import PartitionInfo, TopicInfo
+from wharf.api import CompactResult, PartitionInfo, TopicInfo
 from wharf.topics import TopicConfig
 
 CommitListener = Callable[[str, int, int], None]
@@ -71,6 +71,11 @@ class BatchSpan(Protocol):
 
     def load(self) -> wb.Batch:
         """Read and check the stored batch (``CorruptBatch`` when damaged)."""
+        ...
+
+    def may_contain(self, tokens: Sequence[bytes]) -> bool:
+        """``False`` only when the batch certainly lacks one of ``tokens`` (its token filter
+        says so: ``collector.filters.tokens``)."""
         ...
 
 
@@ -173,6 +178,11 @@ class Storage(Protocol):
 
     def delete_topic(self, name: str) -> None:
         """Delete a topic and everything in it."""
+        ...
+
+    def compact(self, topic: str) -> CompactResult:
+        """Compact every sealed segment of ``topic`` now (the embedded store; the cluster
+        raises ``InvalidArgument``: JetStream keeps its own files)."""
         ...
 
     def partitions(self, topic: str) -> Sequence[PartitionReader]:

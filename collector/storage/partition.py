@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +27,9 @@ from collector.storage.scan import ScanHit, ScanStats, Watch
 from collector.storage.segment import Segment
 from collector.storage.topic_config import TopicConfig
 from wharf import batch as wb
-from wharf.api import PartitionInfo
+from wharf.api import Compaction, PartitionInfo
 from wharf.errors import InvalidArgument, OffsetOutOfRange
+from wharf.fsutil import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class BatchRef:
     count: int
     min_ts: int
     max_ts: int
+    use_filters: bool = True
 
     @property
     def stored_bytes(self) -> int:
@@ -68,6 +70,12 @@ class BatchRef:
     def load(self) -> wb.Batch:
         """Read and check the batch (``CorruptBatch`` when damaged)."""
         return self.segment.batch_at(self.entry)
+
+    def may_contain(self, tokens: Sequence[bytes]) -> bool:
+        """Whether the batch may hold every one of ``tokens`` (``collector.filters.tokens``):
+        ``False`` only when its segment's token filter rules one out."""
+        filters = self.segment.filters
+        return not self.use_filters or filters is None or filters.may_contain(self.entry, tokens)
 
     def __repr__(self) -> str:
         return f"{self.segment.path}@{self.base_offset}"
@@ -85,6 +93,7 @@ class Partition:
         *,
         topic: str = "",
         files: OpenFiles | None = None,
+        use_filters: bool = True,
     ) -> None:
         self.dir = directory
         self.topic = topic
@@ -99,6 +108,7 @@ class Partition:
         self.retries = 0  # failed reopen attempts since the failure (for the backoff)
         self.wants_space = False  # the failure was a full disk: retry once it has room
         self._dirty = False
+        self.use_filters = use_filters  # scans skip batches by compacted segments' filters
         self.segments, self.marks = self._load()
         self.durable_offset = self.end_offset
 
@@ -111,8 +121,8 @@ class Partition:
         """The segments and dedupe marks from the files, as after a crash: the newest segment
         verified and cut after its last good batch."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        for tmp in self.dir.glob("*.tmp"):
-            tmp.unlink()
+        for tmp in itertools.chain(self.dir.glob("*.tmp"), self.dir.glob("*.compacting")):
+            tmp.unlink()  # a cache file or a compaction cut off by a crash
         bases = sorted(int(p.stem) for p in self.dir.glob("*.seg") if p.stem.isdigit())
         if not bases:
             return [Segment.create(self.dir, 0, self.files)], HighWaterMarks()
@@ -285,6 +295,39 @@ class Partition:
             seg.delete()
         return len(doomed)
 
+    # -- compaction ---------------------------------------------------------------------
+
+    def to_compact(self) -> list[Segment]:
+        """Sealed segments not compacted yet, oldest first."""
+        with self._lock:
+            return [s for s in self.segments[:-1] if s.filters is None and len(s.index)]
+
+    def swap(self, old: Segment, filters: Path, rewritten: tuple[Path, Path] | None) -> bool:
+        """Put the compacted version of sealed segment ``old`` in its place (committer thread):
+        rename ``filters`` (its ``.tok``) and, when the segment was rewritten, ``rewritten``
+        (its new ``.idx`` and ``.seg``, all fsynced) over the segment's own files, in that
+        order (``collector.storage.compaction`` says why). ``False``, and nothing renamed, when
+        ``old`` is no longer one of this partition's segments (retention, a reopen).
+
+        Readers holding ``old`` keep reading the old file (``Segment.retire``); new readers
+        get the new segment: a read sees one or the other, never a mix.
+        """
+        with self._lock:
+            try:
+                i = next(i for i, s in enumerate(self.segments) if s is old)
+            except StopIteration:
+                return False
+            os.rename(filters, old.filters_path)
+            if rewritten is not None:
+                index, segment = rewritten
+                old.retire()
+                os.rename(index, old.index_path)
+                os.rename(segment, old.path)
+                self.files.forget(old.path)
+            fsync_dir(self.dir)
+            self.segments[i] = Segment.open_sealed(self.dir, old.base, self.files)
+            return True
+
     # -- reading --------------------------------------------------------------------------
 
     def _check_offset(self, offset: int) -> None:
@@ -330,7 +373,7 @@ class Partition:
                 lo, hi = idx.min_ts[e], idx.max_ts[e]
                 if (min_ts is not None and hi < min_ts) or (max_ts is not None and lo > max_ts):
                     continue
-                yield BatchRef(seg, e, base, idx.count[e], lo, hi)
+                yield BatchRef(seg, e, base, idx.count[e], lo, hi, self.use_filters)
 
     def read(self, offset: int, max_bytes: int = 1 << 20) -> list[wb.Batch]:
         """Durable batches from the one holding ``offset``, up to about ``max_bytes`` (at least
@@ -384,6 +427,7 @@ class Partition:
             segments = list(self.segments)
         lows = [min(s.index.min_ts) for s in segments if len(s.index)]
         highs = [max(s.index.max_ts) for s in segments if len(s.index)]
+        compacted = [(s, s.filters) for s in segments if s.filters is not None]
         return PartitionInfo(
             partition=self.number,
             start_offset=segments[0].base,
@@ -392,6 +436,12 @@ class Partition:
             segments=len(segments),
             min_ts=min(lows) if lows else None,
             max_ts=max(highs) if highs else None,
+            compaction=Compaction(
+                segments=len(compacted),
+                bytes_before=sum(f.before for _, f in compacted),
+                bytes_after=sum(s.size for s, _ in compacted),
+                filter_bytes=sum(f.bytes for _, f in compacted),
+            ),
         )
 
     def close(self) -> None:

@@ -1,8 +1,10 @@
-"""Search a partition: prune by index, then host/source, then one matcher pass per batch.
+"""Search a partition: prune by index, then token filter, then host/source, then one matcher
+pass per batch.
 
-Pruning order, cheapest first: the index's per-batch time range (no I/O), the batch's host and
-source dictionaries (uncompressed meta, no decompression), then the lines blob is decompressed
-and searched once. Reading and decompressing run on a small thread pool ahead of the matcher
+Pruning order, cheapest first: the index's per-batch time range (no I/O), a compacted batch's
+token filter (``collector.filters.tokens``: a few KiB read, the batch is skipped when a token
+every match needs is absent), the batch's host and source dictionaries (uncompressed meta, no
+decompression), then the lines blob is decompressed and searched once. Reading and decompressing run on a small thread pool ahead of the matcher
 (zstd and pread release the GIL), so one core decompresses while the other searches, the way
 ``zstd -dc | grep`` uses two processes.
 """
@@ -20,6 +22,7 @@ from typing import Final, NamedTuple, Protocol
 
 from collector.filters.match import LineMatcher
 from collector.filters.query import Predicate, Query
+from collector.filters.tokens import required_tokens
 from wharf import batch as wb
 from wharf.errors import CorruptBatch
 from wharf.record import Record
@@ -42,6 +45,10 @@ class LoadableSpan(Protocol):
 
     def load(self) -> wb.Batch:
         """Read and check the stored batch (``CorruptBatch`` when damaged)."""
+        ...
+
+    def may_contain(self, tokens: Sequence[bytes]) -> bool:
+        """``False`` only when the batch certainly lacks one of ``tokens``."""
         ...
 
 
@@ -98,6 +105,7 @@ class ScanStats:
     """What a scan touched: for progress lines, metrics and the pruning benchmark."""
 
     batches_total: int = 0
+    batches_filtered: int = 0  # skipped by their token filter, never read
     batches_read: int = 0
     bytes_read: int = 0
     bytes_decompressed: int = 0
@@ -231,7 +239,7 @@ def scan(
     matcher = query.matcher()
     lo, hi = query.ts_bounds()
     refs = part.refs(from_offset, min_ts=lo, max_ts=hi)
-    for loaded in _pipeline(_bounded(0, refs, to_offset, stats, watch), query):
+    for loaded in _pipeline(bounded(0, refs, to_offset, stats, watch, needed(query)), query):
         if loaded.error is not None:
             log.error("scan: %s", loaded.error)
             stats.errors.append(loaded.error)
@@ -284,10 +292,11 @@ def count_partitions(
     matcher = query.matcher()
     lo, hi = query.ts_bounds()
     totals = [0] * len(parts)
+    tokens = needed(query)
     refs = (
         tagged
         for tag, part in enumerate(parts)
-        for tagged in _bounded(tag, part.refs(min_ts=lo, max_ts=hi), None, stats, watch)
+        for tagged in bounded(tag, part.refs(min_ts=lo, max_ts=hi), None, stats, watch, tokens)
     )
     for loaded in _pipeline(refs, query):
         if loaded.error is not None:
@@ -306,13 +315,22 @@ def count_partitions(
     return totals
 
 
-def _bounded(
+def needed(query: Query) -> list[bytes]:
+    """The tokens every line matching ``query`` holds whole (for the batches' token filters)."""
+    return required_tokens(
+        query.pattern, fixed=query.fixed, ignore_case=query.ignore_case, invert=query.invert
+    )
+
+
+def bounded(
     tag: int,
     refs: Iterator[LoadableSpan],
     to_offset: int | None,
     stats: ScanStats,
     watch: Watch | None,
+    tokens: Sequence[bytes] = (),
 ) -> Iterator[tuple[int, LoadableSpan]]:
+    """``refs`` below ``to_offset`` whose filters admit ``tokens``, until ``watch`` cancels."""
     for ref in refs:
         if to_offset is not None and ref.base_offset >= to_offset:
             return
@@ -322,4 +340,7 @@ def _bounded(
             if watch.tick is not None:
                 watch.tick()
         stats.batches_total += 1
+        if tokens and not ref.may_contain(tokens):
+            stats.batches_filtered += 1
+            continue
         yield tag, ref

@@ -1,9 +1,10 @@
 """One segment: a file of batches back to back, its index, and its dedupe snapshot.
 
 ``<base:020d>.seg`` holds the batches, ``.idx`` their index (see ``index``), ``.hwm`` the
-high-water marks as of the end of the segment (written when it rolls). Only the newest segment
-of a partition is written to; the others are sealed and never change until retention deletes
-them.
+high-water marks as of the end of the segment (written when it rolls), ``.tok`` the token
+filters of a compacted segment (``token_file``). Only the newest segment of a partition is
+written to; the others are sealed and never appended to: compaction may replace one once by a
+file of the same batches compressed harder (``compaction``), and retention deletes them.
 
 A segment holds no file descriptor of its own: it borrows one from the store's ``OpenFiles``
 for each read, and one for writing from its first append of a committer turn until that turn's
@@ -25,6 +26,7 @@ from pathlib import Path
 from collector.storage.dedupe import HighWaterMarks
 from collector.storage.files import Handle, OpenFiles
 from collector.storage.index import SegmentIndex
+from collector.storage.token_file import TokenFilters
 from wharf import batch as wb
 from wharf.errors import CorruptBatch
 from wharf.fsutil import write_atomically
@@ -70,6 +72,7 @@ class Segment:
         "base",
         "dir",
         "durable_size",
+        "filters",
         "index",
         "sealed",
         "size",
@@ -89,7 +92,8 @@ class Segment:
         self.sealed = False
         self._files = files
         self._writer: Handle | None = None  # borrowed from the first append to the sync
-        self._pinned = -1  # a descriptor of our own, once retention deleted the file
+        self._pinned = -1  # a descriptor of our own, once the file was deleted or replaced
+        self.filters: TokenFilters | None = None  # a compacted segment's token filters
 
     def __repr__(self) -> str:
         state = "sealed" if self.sealed else "active"
@@ -104,6 +108,11 @@ class Segment:
     def index_path(self) -> Path:
         """The ``.idx`` file."""
         return self.dir / f"{segment_name(self.base)}.idx"
+
+    @property
+    def filters_path(self) -> Path:
+        """The ``.tok`` file (compacted segments only)."""
+        return self.dir / f"{segment_name(self.base)}.tok"
 
     @property
     def snapshot_path(self) -> Path:
@@ -150,6 +159,7 @@ class Segment:
             log.warning("rebuilding index of %s", path)
             seg._rebuild_index(verify=False)
             _write_cache(idx_path, seg.index.encode(seg.size))
+        seg.filters = TokenFilters.load(seg.filters_path, size, len(seg.index))
         return seg
 
     @classmethod
@@ -303,7 +313,9 @@ class Segment:
             yield self._pinned
             return
         try:
-            yield handle.fd
+            # Retired while we borrowed: the path may name the compacted file by now, which
+            # this segment's index does not describe (``retire`` runs before the rename).
+            yield self._pinned if self._pinned >= 0 else handle.fd
         finally:
             self._files.give_back(handle)
 
@@ -356,14 +368,22 @@ class Segment:
         if writer is not None:
             self._files.give_back(writer)
 
-    def delete(self) -> None:
-        """Remove the segment's files. Readers that still hold it finish their reads: it keeps a
-        descriptor of its own until the last of them lets it go."""
+    def retire(self) -> None:
+        """Keep reading this file through a descriptor of its own, whatever later becomes of
+        its path (deleted, or replaced by a compacted segment): readers that still hold this
+        segment, with its index, finish their reads on the bytes that index describes. The
+        descriptor is closed when the last of them lets the segment go."""
         self.close()
+        if self._pinned >= 0:
+            return
         with contextlib.suppress(FileNotFoundError):
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
             self._pinned = fd
             weakref.finalize(self, _close_fd, fd)
-        for path in (self.path, self.index_path, self.snapshot_path):
+
+    def delete(self) -> None:
+        """Remove the segment's files (readers that still hold it finish: ``retire``)."""
+        self.retire()
+        for path in (self.path, self.index_path, self.snapshot_path, self.filters_path):
             path.unlink(missing_ok=True)
         self._files.forget(self.path)

@@ -1,7 +1,7 @@
 """The embedded store: topics of partitions under one data directory, with group commit.
 
     DATA/topics/<topic>/topic.toml
-    DATA/topics/<topic>/<partition>/<base-offset:020d>.{seg,idx,hwm}
+    DATA/topics/<topic>/<partition>/<base-offset:020d>.{seg,idx,hwm,tok}
 
 All writes go through one committer thread. It takes every append queued since its last turn,
 writes them, makes them durable with one fdatasync per touched partition, and only then
@@ -20,18 +20,22 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import nullcontext
 from enum import Enum
 from pathlib import Path
 from typing import Final
 
 from collector.filters.query import Predicate, Query
+from collector.storage import compaction
+from collector.storage.compaction import CompactionSettings, Compactor
 from collector.storage.files import DEFAULT_CAPACITY, OpenFiles
 from collector.storage.partition import AppendResult, Partition, wall_clock_ms
 from collector.storage.scan import ScanStats, Watch, count_partitions
+from collector.storage.segment import Segment
 from collector.storage.topic_config import TopicConfig, load_topic_config, save_topic_config
 from collector.storage.workers import ScanWorkers
 from wharf import batch as wb
-from wharf.api import TopicInfo
+from wharf.api import CompactResult, TopicInfo
 from wharf.errors import (
     InvalidArgument,
     StoreClosed,
@@ -77,12 +81,21 @@ class _Topic:
         config: TopicConfig,
         clock_ms: Callable[[], int],
         files: OpenFiles,
+        use_filters: bool,
     ) -> None:
         self.dir = directory
         self.name = name
         self.config = config
         self.partitions = [
-            Partition(directory / str(i), i, config, clock_ms, topic=name, files=files)
+            Partition(
+                directory / str(i),
+                i,
+                config,
+                clock_ms,
+                topic=name,
+                files=files,
+                use_filters=use_filters,
+            )
             for i in range(config.partitions)
         ]
 
@@ -113,10 +126,13 @@ class Store:
         clock_ms: Callable[[], int] = wall_clock_ms,
         max_topics: int | None = None,
         max_open_files: int = DEFAULT_CAPACITY,
+        compaction_settings: CompactionSettings | None = None,
     ) -> None:
         """``max_topics``: creating a topic past it is refused (``None``: no limit; topics
         already there always open). ``max_open_files``: segment files open at once, shared by
-        all partitions (``collector.storage.files``)."""
+        all partitions (``collector.storage.files``). ``compaction_settings``: the background
+        compaction of sealed segments (``None``: none in the background, filters used;
+        ``compact`` works either way)."""
         self.data_dir = Path(data_dir)
         self.fsync = Fsync(fsync)
         if fsync_interval_ms < 0:
@@ -135,15 +151,24 @@ class Store:
         self._closed = False
         self._listeners: list[Callable[[str, int, int], None]] = []
         self._workers: ScanWorkers | None = None
+        settings = compaction_settings or CompactionSettings(enabled=False)
+        self._use_filters = settings.filters
         (self.data_dir / "topics").mkdir(parents=True, exist_ok=True)
         for tdir in sorted((self.data_dir / "topics").iterdir()):
             if tdir.is_dir() and (tdir / "topic.toml").exists():
                 name = validate_topic(tdir.name)
                 self._topics[name] = _Topic(
-                    tdir, name, load_topic_config(tdir / "topic.toml"), clock_ms, self.files
+                    tdir,
+                    name,
+                    load_topic_config(tdir / "topic.toml"),
+                    clock_ms,
+                    self.files,
+                    self._use_filters,
                 )
         self._committer = threading.Thread(target=self._run, name="wharf-committer", daemon=True)
         self._committer.start()
+        self.compactor = Compactor(settings, self._all_partitions, self._install)
+        self.compactor.start()
 
     def __enter__(self) -> Store:
         return self
@@ -173,7 +198,9 @@ class Store:
             try:
                 tdir.mkdir(parents=True, exist_ok=True)
                 save_topic_config(config, tdir / "topic.toml")
-                self._topics[name] = _Topic(tdir, name, config, self.clock_ms, self.files)
+                self._topics[name] = _Topic(
+                    tdir, name, config, self.clock_ms, self.files, self._use_filters
+                )
             except OSError as exc:
                 if made:
                     shutil.rmtree(tdir, ignore_errors=True)
@@ -496,10 +523,48 @@ class Store:
         assert isinstance(deleted, int)
         return deleted
 
+    # -- compaction ---------------------------------------------------------------------
+
+    def _all_partitions(self) -> list[Partition]:
+        return [p for t in list(self._topics.values()) for p in t.partitions]
+
+    def _install(self, part: Partition, seg: Segment, replaced: bool) -> bool:
+        """Swap a compacted segment in, on the committer thread, scan workers held off."""
+        gate = self._workers.gate.exclusive() if self._workers is not None else nullcontext()
+        with gate:
+            done = self.run_in_committer(lambda: compaction.install(part, seg, replaced))
+        return bool(done)
+
+    def compact(self, topic: str) -> CompactResult:
+        """Roll the topic's active segments and compact every sealed segment not compacted
+        yet, now (``wharf topics compact``); returns when done."""
+        started = time.monotonic()
+        parts = self.partitions(topic)
+
+        def roll() -> None:
+            for p in parts:
+                if p.failure is None:
+                    p.roll()
+
+        self.run_in_committer(roll)
+        r = self.compactor.compact_now(parts)
+        return CompactResult(
+            topic=topic,
+            segments=r.segments,
+            batches=r.batches,
+            bytes_before=r.bytes_before,
+            bytes_after=r.bytes_after,
+            filter_bytes=r.filter_bytes,
+            line_bytes=r.line_bytes,
+            seconds=round(time.monotonic() - started, 3),
+            errors=r.errors,
+        )
+
     def close(self) -> None:
         """Drain queued appends, sync, and close every file."""
         if self._closed:
             return
+        self.compactor.stop()
         self._closed = True
         self._queue.put(None)
         self._committer.join()

@@ -19,12 +19,14 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from typing import Final, NamedTuple
 
 from collector.filters.query import Query
+from collector.filters.tokens import required_tokens
 from collector.storage.partition import Partition
 from collector.storage.scan import ScanStats, Watch, allowed, count_batch
 from wharf import batch as wb
@@ -103,6 +105,46 @@ def _init_worker() -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+class Gate:
+    """Counts share it, a compaction's swap takes it alone: workers open segment files by path,
+    and the swap renames a compacted file over one (``collector.storage.compaction``). A
+    waiting swap lets no new count in, so counts cannot starve it; it lasts milliseconds."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._sharing = 0
+        self._exclusive = False
+        self._waiting = 0
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        """Hold the gate with other counts."""
+        with self._cond:
+            self._cond.wait_for(lambda: not self._exclusive and not self._waiting)
+            self._sharing += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._sharing -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the gate alone (once the counts holding it are done)."""
+        with self._cond:
+            self._waiting += 1
+            self._cond.wait_for(lambda: not self._exclusive and not self._sharing)
+            self._waiting -= 1
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
 class ScanWorkers:
     """A pool of counting processes (see the module docstring)."""
 
@@ -111,6 +153,7 @@ class ScanWorkers:
             raise ValueError(f"processes must be at least 1, got {processes}")
         self.processes = processes
         self.min_bytes = min_bytes
+        self.gate = Gate()
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -139,11 +182,29 @@ class ScanWorkers:
     ) -> list[int] | None:
         """Matching records per partition of ``parts``, counted by the workers; ``None`` when
         the scan is below ``min_bytes`` or the pool broke (count in this process instead)."""
+        with self.gate.shared():
+            return self._count_partitions(parts, query, stats=stats, watch=watch)
+
+    def _count_partitions(
+        self,
+        parts: Sequence[Partition],
+        query: Query,
+        *,
+        stats: ScanStats,
+        watch: Watch | None = None,
+    ) -> list[int] | None:
         lo, hi = query.ts_bounds()
+        needed = required_tokens(
+            query.pattern, fixed=query.fixed, ignore_case=query.ignore_case, invert=query.invert
+        )
         items: list[Item] = []
         planned = 0
+        skipped = 0
         for tag, part in enumerate(parts):
             for ref in part.refs(min_ts=lo, max_ts=hi):
+                if needed and not ref.may_contain(needed):
+                    skipped += 1
+                    continue
                 pos, size = ref.segment.entry_bytes(ref.entry)
                 items.append((tag, str(ref.segment.path), pos, size))
                 planned += size
@@ -170,7 +231,8 @@ class ScanWorkers:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = self._new_pool()
             return None
-        stats.batches_total += len(items)
+        stats.batches_total += len(items) + skipped
+        stats.batches_filtered += skipped
         totals = [0] * len(parts)
         for r in results:
             self._merge(r, totals, stats)

@@ -35,7 +35,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Final
 
 import msgspec
@@ -141,6 +141,11 @@ class JsBatchRef:
 
     def load(self) -> wb.Batch:
         return self._part.fetch(self._entry)
+
+    def may_contain(self, tokens: Sequence[bytes]) -> bool:
+        """Always ``True``: the cluster's index cache holds no token filters (yet), so every
+        batch in the time range is read, as before compaction existed."""
+        return True
 
     def __repr__(self) -> str:
         return f"{self._part.stream}#{self._entry.seq}@{self._entry.base_offset}"

@@ -43,7 +43,7 @@ from collector.storage.jetstream.names import (
 from collector.storage.jetstream.partition import JsPartition
 from collector.storage.partition import AppendResult, wall_clock_ms
 from collector.storage.scan import ScanStats, Watch, count_partitions
-from wharf.api import TopicInfo
+from wharf.api import CompactResult, TopicInfo
 from wharf.errors import (
     InvalidArgument,
     StoreClosed,
@@ -236,6 +236,15 @@ class JetStreamStore:
         with self._lock:
             self._configs.setdefault(name, config)
         return config
+
+    def compact(self, topic: str) -> CompactResult:
+        """Not in cluster mode: JetStream keeps the data in its own file store (its own
+        compression and retention); the embedded store's compaction rewrites its segments."""
+        self._config(topic)  # an unknown topic is said as such
+        raise InvalidArgument(
+            f"cannot compact topic {topic!r}: compaction rewrites the embedded store's segment "
+            "files, and in cluster mode JetStream keeps the data in its own file store"
+        )
 
     def delete_topic(self, name: str) -> None:
         config = self._config(name)
