@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,16 +20,23 @@ from tests.harness import CollectorProcess as _Collector  # noqa: E402  (ROOT on
 class CollectorProcess:
     """``wharf collector run`` with data in ``data`` on loopback ports the child picked; back
     from the constructor once ``/healthz`` answers. Its output goes to ``log`` (else to a
-    temporary file removed by ``stop()``); a failed start exits with the log's end."""
+    temporary file removed by ``stop()``); a failed start exits with the log's end. ``args``:
+    more arguments for ``collector run`` (``--config FILE``)."""
 
-    def __init__(self, data: Path, log: Path | None = None, timeout: float = 120) -> None:
+    def __init__(
+        self,
+        data: Path,
+        log: Path | None = None,
+        timeout: float = 120,
+        args: Sequence[str] = (),
+    ) -> None:
         self._own_log = log is None
         if log is None:
             fd, name = tempfile.mkstemp(prefix="wharf-bench-collector-", suffix=".log")
             os.close(fd)
             log = Path(name)
         self.log = log
-        self._collector = _Collector(data, log=log)
+        self._collector = _Collector(data, log=log, args=args)
         try:
             self._collector.start(timeout)
         except AssertionError as exc:

@@ -249,3 +249,32 @@ def test_grep_warns_about_damaged_batches(server: LiveServer, store: Store) -> N
     # like GNU grep after a read error: what matched is printed, and the status says 2
     assert (done.returncode, done.stdout) == (2, "batch 0\nbatch 2\n")
     assert done.stderr.startswith("wharf: warning: 1 damaged batch(es) were skipped: ")
+
+
+def test_topics_compact_over_http(server: LiveServer, store: Store) -> None:
+    done = wharf(
+        server, "topics", "create", "app", "--segment-bytes", "65536", "--segment-age", "1h"
+    )
+    assert done.returncode == 0, done.stderr
+    config = store.describe("app").config
+    assert (config.segment_bytes, config.segment_ms) == (65536, 3_600_000)
+    for b in range(4):
+        lines = [f"req id={b:02d}{n:05d} took {n % 97} ms" for n in range(3000)]
+        store.append("app", 0, wb.build([Record(ts=n, line=line) for n, line in enumerate(lines)]))
+    if not isinstance(store, Store):  # the cluster: JetStream keeps its own files
+        assert_one_error_line(wharf(server, "topics", "compact", "app"), "cannot compact")
+        return
+    done = wharf(server, "topics", "compact", "app", "-o", "json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["topic"] == "app" and result["batches"] == 4 and result["errors"] == []
+    assert 0 < result["bytes_after"] < result["bytes_before"] and result["filter_bytes"] > 0
+    info = json.loads(wharf(server, "topics", "describe", "app", "-o", "json").stdout)
+    compaction = info["partitions"][0]["compaction"]
+    assert compaction["segments"] == result["segments"] > 0
+    assert compaction["bytes_after"] == result["bytes_after"]
+    done = wharf(server, "grep", "-t", "app", "-c", "-F", "=0201234 ")
+    assert (done.returncode, done.stdout.strip()) == (0, "1"), done.stderr
+    again = wharf(server, "topics", "compact", "app", "-o", "table")
+    assert again.returncode == 0 and "0 segment(s)" in again.stdout, again.stdout
+    assert_one_error_line(wharf(server, "topics", "compact", "nope"), "nope")
