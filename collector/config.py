@@ -271,6 +271,9 @@ def _compaction_checks(c: CompactionSettings) -> Iterator[tuple[str, str, str]]:
     if c.check_s <= 0:
         message = f"must be more than 0, got {c.check_s}"
         yield "compaction.check_s", message, f"compaction.check_s {message}"
+    if not 64 << 10 <= c.block_bytes <= 32 << 20:
+        message = f"must be 64 KiB..32 MiB, got {c.block_bytes}"
+        yield "compaction.block_bytes", message, f"compaction.block_bytes {message}"
 
 
 def _limit_checks(limits: LimitSettings) -> Iterator[tuple[str, str, str]]:

@@ -140,9 +140,11 @@ __all__ = [
     "build_parts",
     "convert",
     "iter_batches",
+    "merge",
     "peek_length",
     "read",
     "read_header",
+    "recompress",
     "version_of",
     "with_offset",
 ]
@@ -209,6 +211,31 @@ def recompress(b: Batch, level: int) -> bytes:
     )  # fmt: skip
     crc = zlib.crc32(body, zlib.crc32(memoryview(head)[CRC_START:]))
     return head[:PREFIX_SIZE] + struct.pack(">I", crc) + head[CRC_START:] + body
+
+
+def merge(batches: Sequence[Batch], level: int) -> bytes:
+    """One batch holding the records of consecutive ``batches`` of one producer, in order,
+    compressed at zstd ``level``: their spans (adjacent ones joined), the last one's producer
+    sequence; base offset -1 and append time 0 until ``with_offset``. ``InvalidArgument`` for
+    batches of different producers, ``BatchTooLarge`` past a batch's limits."""
+    first = batches[0].header
+    if any(b.header.producer_id != first.producer_id for b in batches):
+        raise InvalidArgument("only batches of one producer can be merged")
+    spans: list[Span] = []
+    for b in batches:
+        for s in b.spans:
+            last = spans[-1] if spans else None
+            if last is not None and last.file_id == s.file_id and last.end == s.start:
+                spans[-1] = Span(s.file_id, last.start, s.end)
+            else:
+                spans.append(s)
+    return build(
+        [r for b in batches for r in b.records()],
+        producer_id=first.producer_id,
+        producer_seq=batches[-1].header.producer_seq,
+        spans=spans,
+        level=level,
+    )
 
 
 class Header(msgspec.Struct, frozen=True, gc=False):

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from collector.config import CollectorConfig, SearchSettings, load_config
+from collector.storage.compaction import CompactionSettings
 from wharf.errors import InvalidArgument
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "collector.toml"
@@ -47,3 +48,18 @@ def test_search_processes_must_not_be_negative() -> None:
         CollectorConfig(search=SearchSettings(processes=-1)).check()
     assert SearchSettings(processes=3).worker_count() == 3
     assert SearchSettings().worker_count() >= 1
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (CompactionSettings(level=0), r"compaction\.level must be a zstd level, 1\.\.22, got 0"),
+        (CompactionSettings(cpu_share=1.5), r"compaction\.cpu_share must be more than 0"),
+        (CompactionSettings(cpu_share=0), r"compaction\.cpu_share must be more than 0"),
+        (CompactionSettings(check_s=0), r"compaction\.check_s must be more than 0"),
+        (CompactionSettings(block_bytes=1), r"compaction\.block_bytes must be 64 KiB\.\.32 MiB"),
+    ],
+)
+def test_compaction_settings_are_checked(settings: CompactionSettings, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        CollectorConfig(compaction=settings).check()
