@@ -113,6 +113,7 @@ class Collector:
                 replicas=c.replicas,
                 default_config=config.topic_defaults,
                 max_batch_bytes=c.max_batch_bytes,
+                use_filters=config.compaction.filters,
             )
             self.store, self.groups = cluster, cluster.group_offsets()
         else:

@@ -180,3 +180,46 @@ def test_a_batch_past_the_cluster_message_size_is_refused_clearly(nats_urls: lis
             s.append("big", 0, data)
         assert s.partition("big", 0).durable_offset == 0
         assert s.append("big", 0, numbered(0, 10)).base_offset == 0
+
+
+def test_scans_build_token_filters_that_later_scans_skip_by(nats_urls: list[str]) -> None:
+    """The cluster's filters: built from the batches a scan read, used by the next scans; a
+    topic deleted and created again does not inherit them (its sequences start over)."""
+    from collector.filters.query import Query  # noqa: PLC0415 (only this test needs it)
+    from collector.storage.scan import ScanStats  # noqa: PLC0415
+
+    query = Query(pattern="-00000123 ", fixed=True)  # the record numbered 123, a whole token
+    with fresh(nats_urls) as a, fresh(nats_urls, a.name) as b:
+        a.create_topic("t")
+        for k in range(12):
+            a.append("t", 0, numbered(k * 50, 50))
+        wait_for(lambda: a.partition("t", 0).durable_offset == 600, 30, "index")
+        first = ScanStats()
+        assert a.count([("t", 0)], query, stats=first) == [1]
+        assert first.batches_read == 12 and first.batches_filtered == 0
+        wait_for(lambda: len(a.filters) == 12, 30, "filters built from what the scan read")
+        again = ScanStats()
+        assert a.count([("t", 0)], query, stats=again) == [1]
+        assert again.batches_read == 1 and again.batches_filtered == 11
+        assert a.backend_status()["token_filters"]["batches"] == 12  # type: ignore[index]
+        # the other collector read nothing yet: it reads everything
+        wait_for(lambda: b.partition("t", 0).durable_offset == 600, 30, "index of b")
+        other = ScanStats()
+        assert b.count([("t", 0)], query, stats=other) == [1] and other.batches_filtered == 0
+        # deleted by b and created again: its first message (sequence 1 again) now holds record
+        # 123, which a's filter of the old sequence 1 (records 0..49) rules out
+        b.delete_topic("t")
+        wait_for(lambda: "t" not in a.topics(), 30, "deletion seen")
+        b.create_topic("t")
+        b.append("t", 0, numbered(100, 50))
+        wait_for(lambda: "t" in a.topics(), 30, "topic seen again")
+        wait_for(lambda: a.partition("t", 0).durable_offset == 50, 30, "index again")
+        assert a.count([("t", 0)], query) == [1]
+    off = JetStreamStore(nats_urls, name=f"s{os.getpid()}-{next(_names)}", replicas=1,
+                         use_filters=False)  # fmt: skip
+    with off:
+        off.create_topic("t")
+        off.append("t", 0, numbered(0, 50))
+        wait_for(lambda: off.partition("t", 0).durable_offset == 50, 30, "index")
+        off.count([("t", 0)], query)
+        assert len(off.filters) == 0  # filters = false: none built, none used

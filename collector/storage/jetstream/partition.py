@@ -55,6 +55,7 @@ from collector.filters.query import Predicate, Query
 from collector.storage import scan as scanning
 from collector.storage.dedupe import HighWaterMarks, Verdict, trim
 from collector.storage.jetstream import meta as jmeta
+from collector.storage.jetstream.filters import key_of
 from collector.storage.jetstream.index import Entry, PartitionIndex
 from collector.storage.jetstream.names import stream_name, subject
 from collector.storage.partition import AppendResult
@@ -140,12 +141,19 @@ class JsBatchRef:
         return self._entry.hosts
 
     def load(self) -> wb.Batch:
-        return self._part.fetch(self._entry)
+        b = self._part.fetch(self._entry)
+        store = self._part.store
+        if store.use_filters:
+            store.filters.offer(key_of(self._part.stream, self._entry), b)
+        return b
 
     def may_contain(self, tokens: Sequence[bytes]) -> bool:
-        """Always ``True``: the cluster's index cache holds no token filters (yet), so every
-        batch in the time range is read, as before compaction existed."""
-        return True
+        """``False`` when the filter this collector built of the batch, the last time it read
+        it, rules a token out (``collector.storage.jetstream.filters``)."""
+        store = self._part.store
+        if not store.use_filters:
+            return True
+        return store.filters.may_contain(key_of(self._part.stream, self._entry), tokens)
 
     def __repr__(self) -> str:
         return f"{self._part.stream}#{self._entry.seq}@{self._entry.base_offset}"

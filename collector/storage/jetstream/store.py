@@ -32,6 +32,7 @@ from nats.js.kv import KeyValue
 
 from collector.filters.query import Predicate, Query
 from collector.storage.jetstream.client import NatsClient
+from collector.storage.jetstream.filters import FilterCache
 from collector.storage.jetstream.groups import KvGroups
 from collector.storage.jetstream.names import (
     groups_bucket,
@@ -82,8 +83,12 @@ class JetStreamStore:
         default_config: TopicConfig | None = None,
         clock_ms: Callable[[], int] = wall_clock_ms,
         max_batch_bytes: int | None = None,
+        use_filters: bool = True,
     ) -> None:
         self.name = validate_name(name)
+        # Token filters of the batches scans read, for the next scans (``filters``).
+        self.use_filters = use_filters
+        self.filters = FilterCache()
         if not 1 <= replicas <= 5:
             raise InvalidArgument(f"replicas must be 1..5 (JetStream's limit), got {replicas}")
         self.replicas = replicas
@@ -250,6 +255,8 @@ class JetStreamStore:
         config = self._config(name)
         self._check_open()
         self.client.run(self._delete_topic(name, config), CALL_TIMEOUT_S)
+        for n in range(config.partitions):
+            self.filters.forget(stream_name(self.name, name, n))
 
     async def _delete_topic(self, name: str, config: TopicConfig) -> None:
         await self.topics_kv.delete(name)
@@ -450,6 +457,12 @@ class JetStreamStore:
             "connected": nc.connected_url.netloc if nc.connected_url else None,
             "servers": [f"{u.hostname}:{u.port}" for u in nc.servers],
             "streams": streams,
+            "token_filters": {
+                "batches": len(self.filters),
+                "bytes": self.filters.bytes,
+                "max_bytes": self.filters.max_bytes,
+                "dropped": self.filters.dropped,
+            },
         }
 
     def _check_open(self) -> None:
@@ -477,6 +490,7 @@ class JetStreamStore:
         except Exception as exc:
             log.warning("closing the cluster store: %s", exc)
         self.client.close()
+        self.filters.close()
 
     def __enter__(self) -> JetStreamStore:
         return self
