@@ -156,3 +156,35 @@ def test_a_cancelled_count_stops_without_merging(tmp_path: Path, workers: ScanWo
             watch=Watch(cancel, lambda: ticks.append(1)),
         )
     assert got == [0] * PARTS and stats.batches_read == 0 and ticks == []
+
+
+def test_workers_skip_what_filters_rule_out_and_swaps_wait_for_them(
+    tmp_path: Path, workers: ScanWorkers
+) -> None:
+    """On compacted segments the planner drops the batches a needle's filter rules out before
+    any worker reads them; a compaction's swap (which renames files workers open by path)
+    waits while a count holds the gate, and counts wait while a swap does."""
+    needle = Query(pattern="n=4321 user=", fixed=True)  # "4321" and "user": whole tokens
+    with Store(tmp_path) as store:
+        _fill(store)
+        store.compact("app")
+        parts = store.partitions("app")
+        here, there = ScanStats(), ScanStats()
+        expected = count_partitions(parts, needle, stats=here)
+        assert sum(expected) == 1
+        assert workers.count_partitions(parts, needle, stats=there) == expected
+        assert there.batches_filtered == here.batches_filtered > 0
+        assert there.batches_read == here.batches_read < there.batches_total
+    order: list[str] = []
+    with workers.gate.shared():
+        swap = threading.Thread(target=lambda: _exclusively(workers, order))
+        swap.start()
+        swap.join(0.2)  # it cannot get in while the count holds the gate
+        order.append("count done")
+    swap.join(30)
+    assert order == ["count done", "swap"]
+
+
+def _exclusively(workers: ScanWorkers, order: list[str]) -> None:
+    with workers.gate.exclusive():
+        order.append("swap")
