@@ -56,7 +56,7 @@ from collector.storage.index import SegmentIndex
 from collector.storage.partition import Partition
 from collector.storage.segment import Segment
 from wharf import batch as wb
-from wharf.errors import CorruptBatch
+from wharf.errors import CorruptBatch, StoreClosed
 from wharf.fsutil import write_atomically
 
 log = logging.getLogger(__name__)
@@ -235,16 +235,32 @@ Swap = Callable[[Partition, Segment, bool], bool]
 
 
 def compact_partition(
-    part: Partition, settings: CompactionSettings, pacer: Pacer, swap: Swap
+    part: Partition,
+    settings: CompactionSettings,
+    pacer: Pacer,
+    swap: Swap,
+    failed: set[Path] | None = None,
 ) -> Report:
-    """Compact every sealed segment of ``part`` not compacted yet, oldest first."""
+    """Compact every sealed segment of ``part`` not compacted yet, oldest first; those in
+    ``failed`` are skipped, and those that fail now are added to it."""
     total = Report()
     for seg in part.to_compact():
+        if failed is not None and seg.path in failed:
+            continue
         report = rewrite(seg, settings, pacer)
         if report is None:  # stopping
             break
-        if report.errors or swap(part, seg, report.replaced):
-            total.add(report)
+        if not report.errors:
+            try:
+                if not swap(part, seg, report.replaced):
+                    continue  # gone meanwhile (retention): nothing to count
+            except OSError as exc:
+                _unlink(_paths(seg))
+                report = Report(errors=[f"{seg.path}: not compacted: {exc.strerror or exc}"])
+                log.error("%s", report.errors[0])
+        if report.errors and failed is not None:
+            failed.add(seg.path)
+        total.add(report)
     return total
 
 
@@ -263,7 +279,9 @@ class Compactor:
         self._stop = threading.Event()
         # One compaction at a time: the background thread's or ``compact_now``'s.
         self._busy = threading.Lock()
-        self.totals = Report()
+        # Segments the background thread could not compact (a damaged batch, a full disk):
+        # not tried again until a restart or ``compact_now``, so the log says it once.
+        self._failed: set[Path] = set()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -279,13 +297,13 @@ class Compactor:
             self._thread.join()
 
     def compact_now(self, parts: list[Partition]) -> Report:
-        """Compact every sealed segment of ``parts`` now, unpaced (``wharf topics compact``)."""
+        """Compact every sealed segment of ``parts`` now, unpaced (``wharf topics compact``),
+        those the background thread gave up on included."""
         total = Report()
         with self._busy:
             for part in parts:
                 pacer = Pacer(None, self._stop)
                 total.add(compact_partition(part, self.settings, pacer, self._swap))
-        self.totals.add(total)
         return total
 
     def _run(self) -> None:
@@ -298,9 +316,9 @@ class Compactor:
                 pacer = Pacer(self.settings.cpu_share, self._stop)  # no credit from idle time
                 with self._busy:
                     try:
-                        report = compact_partition(part, self.settings, pacer, self._swap)
+                        compact_partition(part, self.settings, pacer, self._swap, self._failed)
+                    except StoreClosed:
+                        return
                     except Exception:  # a bug must not end compaction for good: log, go on
                         log.exception("compaction of %s failed", part.dir)
-                        continue
-                self.totals.add(report)
             self._stop.wait(self.settings.check_s)
