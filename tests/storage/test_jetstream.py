@@ -197,7 +197,12 @@ def test_scans_build_token_filters_that_later_scans_skip_by(nats_urls: list[str]
         first = ScanStats()
         assert a.count([("t", 0)], query, stats=first) == [1]
         assert first.batches_read == 12 and first.batches_filtered == 0
-        wait_for(lambda: len(a.filters) == 12, 30, "filters built from what the scan read")
+        # The builder drops what it cannot keep up with (8 queued); later scans offer it again.
+        wait_for(
+            lambda: len(a.filters) == 12 or (a.count([("t", 0)], query) and False),
+            30,
+            "filters built from what the scans read",
+        )
         again = ScanStats()
         assert a.count([("t", 0)], query, stats=again) == [1]
         assert again.batches_read == 1 and again.batches_filtered == 11
