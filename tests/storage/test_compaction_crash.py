@@ -219,14 +219,19 @@ def _run_child(data: Path, kill_at: str | None = None) -> tuple[subprocess.Popen
         elapsed = time.monotonic() - started
         proc.wait(CHILD_TIMEOUT_S)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
+        _reap(proc)
     if not done.startswith(b"done "):
         return proc, None
     return proc, {**json.loads(done[5:]), "elapsed": elapsed}
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the child if it still runs, wait for it, close its stdout."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    assert proc.stdout is not None
+    proc.stdout.close()
 
 
 def _kill_after(data: Path, delay: float) -> bool:
@@ -240,11 +245,7 @@ def _kill_after(data: Path, delay: float) -> bool:
         proc.send_signal(signal.SIGKILL)
         proc.wait(CHILD_TIMEOUT_S)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
+        _reap(proc)
     assert alive or proc.returncode == 0, f"child status {proc.returncode}{_child_log(data)}"
     return alive
 
